@@ -1,0 +1,56 @@
+with
+
+plays as (
+
+    select * from {{ ref('stg_bronze__plays') }}
+
+),
+
+latest_attributes as (
+
+    select
+        artist_id,
+        artist_name,
+        row_number() over (
+            partition by artist_id
+            order by event_ts desc, event_id desc
+        ) as recency
+    from plays
+
+),
+
+play_stats as (
+
+    select
+        artist_id,
+        count(distinct track_id) as track_count,
+        count(*) as play_count,
+        count(distinct user_id) as listener_count,
+        sum(ms_played) as ms_played,
+        min(event_ts) as first_played_at,
+        max(event_ts) as last_played_at
+    from plays
+    group by artist_id
+
+),
+
+final as (
+
+    select
+        play_stats.artist_id,
+        latest_attributes.artist_name,
+        play_stats.track_count,
+        play_stats.play_count,
+        play_stats.listener_count,
+        play_stats.ms_played,
+        play_stats.first_played_at,
+        play_stats.last_played_at
+    from play_stats
+    inner join latest_attributes
+        on
+            play_stats.artist_id = latest_attributes.artist_id
+            and latest_attributes.recency = 1
+
+)
+
+select * from final

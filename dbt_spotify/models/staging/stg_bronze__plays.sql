@@ -1,0 +1,166 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='event_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        tmp_relation_type='transient'
+    )
+}}
+
+{#- Bronze rows loaded at or after this bound are (re)read; none = read everything. -#}
+{%- set lower_bound = incremental_lower_bound('loaded_at') %}
+
+with
+
+source as (
+
+    select * from {{ source('bronze', 'plays') }}
+    {%- if lower_bound is not none %}
+        where loaded_at >= {{ lower_bound }}
+    {%- endif %}
+
+),
+
+renamed as (
+
+    select
+        -- ids
+        nullif(trim(event_id), '') as event_id,
+        nullif(trim(user_id), '') as user_id,
+        nullif(trim(session_id), '') as session_id,
+        nullif(trim(track_id), '') as track_id,
+        nullif(trim(artist_id), '') as artist_id,
+
+        -- descriptive
+        nullif(trim(track_name), '') as track_name,
+        nullif(trim(artist), '') as artist_name,
+        nullif(trim(album), '') as album_name,
+        nullif(trim(genre), '') as genre,
+        nullif(trim(region), '') as region,
+        nullif(upper(trim(country)), '') as country,
+        nullif(lower(trim(device_type)), '') as device_type,
+        schema_version,
+
+        -- measures
+        duration_ms,
+        ms_played,
+        skipped as is_skipped,
+
+        -- timestamps
+        event_ts,
+
+        -- lineage
+        source_key,
+        kafka_topic,
+        kafka_partition,
+        kafka_offset,
+        loaded_at,
+        load_id
+
+    from source
+
+),
+
+valid as (
+
+    select * from renamed
+    where
+        event_id is not null
+        and user_id is not null
+        and session_id is not null
+        and track_id is not null
+        and artist_id is not null
+        and region is not null
+        and device_type is not null
+        and event_ts is not null
+        and is_skipped is not null
+        and duration_ms > 0
+        and ms_played >= 0
+        and ms_played <= duration_ms
+
+),
+
+ranked as (
+
+    -- Producer retries put the same event in Bronze more than once; the first copy loaded wins.
+    select
+        *,
+        row_number() over (
+            partition by event_id
+            order by loaded_at, kafka_partition, kafka_offset, source_key
+        ) as copy_number
+    from valid
+
+),
+
+deduplicated as (
+
+    select * from ranked
+    where copy_number = 1
+
+),
+
+already_loaded as (
+
+    {% if is_incremental() -%}
+        -- A retry has the same event_ts as its original: only target rows this recent can match.
+        select silver_plays.event_id
+        from {{ this }} as silver_plays
+        where silver_plays.event_ts >= (select min(deduplicated.event_ts) from deduplicated)
+    {%- else -%}
+        select deduplicated.event_id
+        from deduplicated
+        where 1 = 0
+    {%- endif %}
+
+),
+
+new_events as (
+
+    select deduplicated.*
+    from deduplicated
+    left join already_loaded
+        on deduplicated.event_id = already_loaded.event_id
+    where already_loaded.event_id is null
+
+),
+
+final as (
+
+    select
+        event_id,
+        user_id,
+        session_id,
+        track_id,
+        artist_id,
+        track_name,
+        artist_name,
+        album_name,
+        genre,
+        region,
+        country,
+        device_type,
+        schema_version,
+        event_ts,
+        {{ to_utc_timestamp('event_ts') }} as event_ts_utc,
+        cast({{ to_utc_timestamp('event_ts') }} as date) as event_date,
+        {{ dbt.date_trunc('hour', to_utc_timestamp('event_ts')) }} as event_hour,
+        duration_ms,
+        ms_played,
+        ms_played / 1000.0 as seconds_played,
+        round(cast(ms_played as double) / duration_ms, 4) as completion_ratio,
+        is_skipped,
+        -- 95% counts as a complete listen: clients stop a few hundred ms before the end.
+        ms_played * 100 >= duration_ms * 95 as is_complete,
+        source_key,
+        kafka_topic,
+        kafka_partition,
+        kafka_offset,
+        loaded_at,
+        load_id
+    from new_events
+
+)
+
+select * from final

@@ -1,0 +1,25 @@
+"""Dagster entry point: composes the domains; all logic lives in the modules it imports."""
+
+import dagster as dg
+
+from spotify_dagster.analytics.assets import build_dbt_assets
+from spotify_dagster.analytics.project import build_dbt_project
+from spotify_dagster.environment import Environment
+from spotify_dagster.plays.bronze import build_bronze_assets
+from spotify_dagster.plays.jobs import build_ingest_job
+from spotify_dagster.plays.sensor import build_landing_sensor
+from spotify_dagster.resources import build_resources
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    env = Environment.from_env()
+    project = build_dbt_project(env)
+    bronze = build_bronze_assets(env)
+    ingest = build_ingest_job(env, bronze)
+    return dg.Definitions(
+        assets=[bronze, build_dbt_assets(env, project)],
+        jobs=[ingest],
+        sensors=[build_landing_sensor(env, ingest)],
+        resources=build_resources(env, project),
+    )

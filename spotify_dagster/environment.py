@@ -1,0 +1,64 @@
+"""One place that decides the environment: which warehouse, which bucket, which paths.
+
+Everything here is read when definitions are built (never at import), so tests can set
+environment variables before calling ``Environment.from_env()``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_spotify"
+
+WarehouseKind = Literal["local", "snowflake"]
+WAREHOUSES: tuple[WarehouseKind, ...] = ("local", "snowflake")
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Settings that differ between a laptop and production; secrets are not here."""
+
+    warehouse: WarehouseKind
+    duckdb_path: Path
+    s3_endpoint_url: str | None
+    s3_bucket: str
+    landing_root: str
+    quarantine_root: str
+    sensor_interval_s: int
+    max_objects_per_run: int
+
+    @classmethod
+    def from_env(cls) -> Environment:
+        warehouse = os.getenv("WAREHOUSE", "local").strip().lower()
+        if warehouse not in WAREHOUSES:
+            raise ValueError(f"WAREHOUSE must be one of {WAREHOUSES}, got {warehouse!r}")
+        duckdb_path = Path(os.getenv("DUCKDB_PATH", str(REPO_ROOT / "data" / "warehouse.duckdb")))
+        return cls(
+            warehouse=warehouse,  # type: ignore[arg-type]
+            duckdb_path=duckdb_path.expanduser().resolve(),
+            s3_endpoint_url=os.getenv("S3_ENDPOINT_URL") or None,
+            s3_bucket=os.getenv("S3_BUCKET", "spotify-landing"),
+            # The sensor watches the roots; the consumer may write below them with a
+            # longer prefix (the local stack adds a per-start "stack=<id>" level).
+            landing_root=_root(os.getenv("LANDING_PREFIX", "raw")),
+            quarantine_root=_root(os.getenv("QUARANTINE_PREFIX", "quarantine")),
+            sensor_interval_s=int(os.getenv("SENSOR_INTERVAL_S", "10")),
+            max_objects_per_run=int(os.getenv("SENSOR_MAX_OBJECTS_PER_RUN", "500")),
+        )
+
+    @property
+    def dbt_target(self) -> str:
+        """The dbt target has the same name as the warehouse setting."""
+        return self.warehouse
+
+
+def _root(prefix: str) -> str:
+    """The first path segment of a prefix: ``raw/stack=1`` is watched through ``raw``."""
+    root = prefix.strip("/").split("/", 1)[0]
+    if not root:
+        raise ValueError(f"empty object prefix {prefix!r}")
+    return root

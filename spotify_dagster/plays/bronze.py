@@ -1,0 +1,174 @@
+"""Bronze assets: landed objects in the bucket -> ``bronze.plays`` and ``bronze.quarantine``."""
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from streaming.schema import COLUMNS
+
+from ..environment import Environment
+from . import bronze_duckdb as warehouse
+from .landing import LandingCursor, discover_partition_dirs, list_new_objects
+from .objects import download
+
+BRONZE_PLAYS = dg.AssetKey(["bronze", "plays"])
+BRONZE_QUARANTINE = dg.AssetKey(["bronze", "quarantine"])
+BRONZE_OP_NAME = "bronze_load"
+OWNERS = ["team:data-platform"]
+
+_DUCKDB_TYPES_TO_DISPLAY = {
+    "VARCHAR": "string",
+    "INTEGER": "int",
+    "TIMESTAMPTZ": "timestamp",
+    "BOOLEAN": "bool",
+    "BIGINT": "bigint",
+}
+_LINEAGE_COLUMNS = [
+    dg.TableColumn("payload", "json", description="The event exactly as produced."),
+    dg.TableColumn("source_key", "string", description="Bucket object the row came from."),
+    dg.TableColumn("kafka_topic", "string"),
+    dg.TableColumn("kafka_partition", "int"),
+    dg.TableColumn("kafka_offset", "bigint"),
+    dg.TableColumn("loaded_at", "timestamp", description="When the Bronze load committed."),
+    dg.TableColumn("load_id", "string", description="Dagster run id of the load."),
+]
+PLAYS_SCHEMA = dg.TableSchema(
+    columns=[dg.TableColumn(n, _DUCKDB_TYPES_TO_DISPLAY[t]) for n, t in COLUMNS.items()]
+    + _LINEAGE_COLUMNS
+)
+QUARANTINE_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("source_key", "string"),
+        dg.TableColumn("kafka_topic", "string"),
+        dg.TableColumn("kafka_partition", "int"),
+        dg.TableColumn("kafka_offset", "bigint"),
+        dg.TableColumn("reason", "string", description="Why the message was rejected."),
+        dg.TableColumn("detail", "string"),
+        dg.TableColumn("payload_b64", "string", description="The original bytes, base64."),
+        dg.TableColumn("quarantined_at", "timestamp"),
+        dg.TableColumn("load_id", "string"),
+    ]
+)
+
+
+class BronzeLoadConfig(dg.Config):
+    object_keys: list[str] = Field(
+        default_factory=list,
+        description="Objects to load (the sensor fills this). Empty: every landed object "
+        "that the ledger has not recorded yet.",
+    )
+
+
+def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
+    kinds = {"s3", "duckdb" if env.warehouse == "local" else "snowflake"}
+
+    @dg.multi_asset(
+        name=BRONZE_OP_NAME,
+        specs=[
+            dg.AssetSpec(
+                BRONZE_PLAYS,
+                group_name="bronze",
+                description="Every valid play event landed by the Kafka consumer, typed, with "
+                "its raw payload and its source object, partition and offset.",
+                kinds=kinds,
+                owners=OWNERS,
+                metadata={
+                    "dagster/column_schema": PLAYS_SCHEMA,
+                    "dagster/table_name": "bronze.plays",
+                },
+            ),
+            dg.AssetSpec(
+                BRONZE_QUARANTINE,
+                group_name="bronze",
+                description="Messages rejected by the consumer (not JSON, wrong types, bad "
+                "values, ...), with the original bytes and the reason.",
+                kinds=kinds,
+                owners=OWNERS,
+                metadata={
+                    "dagster/column_schema": QUARANTINE_SCHEMA,
+                    "dagster/table_name": "bronze.quarantine",
+                },
+            ),
+        ],
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL),
+    )
+    def bronze_load(
+        context: dg.AssetExecutionContext,
+        config: BronzeLoadConfig,
+        s3: S3Resource,
+        duckdb: DuckDBResource,
+    ) -> Iterator[dg.MaterializeResult]:
+        client = s3.get_client()
+        keys = list(dict.fromkeys(config.object_keys)) or _all_landed_keys(client, env)
+        with _connect(duckdb) as conn:
+            warehouse.ensure_tables(conn)
+            done = warehouse.already_loaded(conn, keys)
+        todo = [k for k in keys if k not in done]
+        context.log.info("%d objects requested, %d already loaded", len(keys), len(done))
+        with tempfile.TemporaryDirectory(prefix="bronze-") as tmp:
+            # Download before connecting: DuckDB allows one writer process, so the file
+            # lock is held only while rows are written.
+            local = download(
+                client, env.s3_bucket, todo, Path(tmp), env.landing_root, env.quarantine_root
+            )
+            with _connect(duckdb) as conn:
+                result = warehouse.load(conn, local, context.run_id)
+                plays_total = warehouse.table_stats(conn, warehouse.PLAYS_TABLE)
+                quarantine_total = warehouse.table_stats(conn, warehouse.QUARANTINE_TABLE)
+        skipped = len(done) + result.objects_skipped
+        yield dg.MaterializeResult(
+            asset_key=BRONZE_PLAYS,
+            metadata={
+                "dagster/row_count": plays_total,
+                "rows_loaded": result.plays_rows,
+                "objects_loaded": result.objects_loaded,
+                "objects_skipped": skipped,
+                "preview": dg.MetadataValue.md(_markdown(result.preview)),
+            },
+        )
+        yield dg.MaterializeResult(
+            asset_key=BRONZE_QUARANTINE,
+            metadata={
+                "dagster/row_count": quarantine_total,
+                "rows_quarantined": result.quarantine_rows,
+            },
+        )
+
+    return bronze_load
+
+
+@contextlib.contextmanager
+def _connect(duckdb: DuckDBResource) -> Iterator[Any]:
+    """A connection closed even when the load raises (the resource closes only on success),
+    so a failed run releases the single-writer file lock at once."""
+    with duckdb.get_connection() as conn:
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+def _all_landed_keys(client: object, env: Environment) -> list[str]:
+    """Every landed object (for a manual run with no keys; the ledger filters loaded ones)."""
+    keys: list[str] = []
+    for root in (env.landing_root, env.quarantine_root):
+        dirs = discover_partition_dirs(client, env.s3_bucket, root)
+        objects, _ = list_new_objects(client, env.s3_bucket, dirs, LandingCursor(), 10**9)
+        keys.extend(o.key for o in objects)
+    return keys
+
+
+def _markdown(rows: list[dict[str, object]]) -> str:
+    if not rows:
+        return "_no rows loaded in this run_"
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(r[c]) for c in header) + " |" for r in rows]
+    return "\n".join(lines)

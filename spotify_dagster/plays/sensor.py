@@ -1,0 +1,123 @@
+"""The landing sensor: new objects in the bucket -> runs of the ingest job.
+
+The cursor holds the last key seen per partition directory, so each tick lists only new
+objects. Correctness does not rest on the cursor alone: Bronze's ledger makes loads
+idempotent, and runs that failed are requested again (bounded attempts), so an object
+whose run failed is not skipped.
+"""
+
+import hashlib
+
+import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
+from dagster_aws.s3 import S3Resource
+
+from ..environment import Environment
+from .bronze import BRONZE_OP_NAME
+from .landing import LandedObject, LandingCursor, discover_partition_dirs, list_new_objects
+
+SENSOR_NAME = "landing_objects_sensor"
+INGEST_TAG = "spotify/ingest"
+ATTEMPT_TAG = "spotify/attempt"
+MAX_ATTEMPTS = 5
+# Failed runs looked at per tick; older failures were retried by earlier ticks.
+RECENT_FAILURES = 20
+
+
+def run_config_for(keys: list[str]) -> dict:
+    return {"ops": {BRONZE_OP_NAME: {"config": {"object_keys": keys}}}}
+
+
+def run_key_for(keys: list[str]) -> str:
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+    return f"objects-{digest}"
+
+
+def build_landing_sensor(
+    env: Environment, job: UnresolvedAssetJobDefinition
+) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=SENSOR_NAME,
+        job=job,
+        minimum_interval_seconds=env.sensor_interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Lists new objects under s3://{env.s3_bucket}/{env.landing_root}/ and "
+        f"/{env.quarantine_root}/ and requests one ingest run per batch of up to "
+        f"{env.max_objects_per_run} objects; re-requests failed ingest runs.",
+    )
+    def landing_objects_sensor(
+        context: dg.SensorEvaluationContext, s3: S3Resource
+    ) -> dg.SensorResult:
+        client = s3.get_client()
+        cursor = LandingCursor.load(context.cursor)
+        dirs = [
+            d
+            for root in (env.landing_root, env.quarantine_root)
+            for d in discover_partition_dirs(client, env.s3_bucket, root)
+        ]
+        # A generous page per tick; runs are split below to keep each load bounded.
+        objects, cursor = list_new_objects(
+            client, env.s3_bucket, dirs, cursor, limit=env.max_objects_per_run * 20
+        )
+        requests = _batch_requests(objects, env.max_objects_per_run)
+        requests += _retry_failed_runs(context, job.name)
+        if objects:
+            context.log.info(
+                "%d new objects in %d partition directories -> %d runs",
+                len(objects),
+                len(dirs),
+                len(requests),
+            )
+        return dg.SensorResult(
+            run_requests=requests,
+            cursor=cursor.dump(),
+            skip_reason=None
+            if requests
+            else f"no new objects in {len(dirs)} partition directories",
+        )
+
+    return landing_objects_sensor
+
+
+def _batch_requests(objects: list[LandedObject], per_run: int) -> list[dg.RunRequest]:
+    requests = []
+    for i in range(0, len(objects), per_run):
+        keys = [o.key for o in objects[i : i + per_run]]
+        requests.append(
+            dg.RunRequest(
+                run_key=run_key_for(keys),
+                run_config=run_config_for(keys),
+                tags={INGEST_TAG: "true", ATTEMPT_TAG: "1", "spotify/objects": str(len(keys))},
+            )
+        )
+    return requests
+
+
+def _retry_failed_runs(context: dg.SensorEvaluationContext, job_name: str) -> list[dg.RunRequest]:
+    """Request failed ingest runs again; run keys make each retry happen once."""
+    failed = context.instance.get_runs(
+        filters=dg.RunsFilter(
+            job_name=job_name, statuses=[dg.DagsterRunStatus.FAILURE], tags={INGEST_TAG: "true"}
+        ),
+        limit=RECENT_FAILURES,
+    )
+    requests = []
+    for run in failed:
+        attempt = int(run.tags.get(ATTEMPT_TAG, "1"))
+        if attempt >= MAX_ATTEMPTS:
+            context.log.error("ingest run %s failed %d times; not retried", run.run_id, attempt)
+            continue
+        requests.append(
+            dg.RunRequest(
+                run_key=f"retry-{run.run_id}",
+                run_config=run.run_config,
+                tags={
+                    INGEST_TAG: "true",
+                    ATTEMPT_TAG: str(attempt + 1),
+                    "spotify/retry_of": run.run_id,
+                },
+            )
+        )
+    return requests

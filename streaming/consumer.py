@@ -1,0 +1,168 @@
+"""The landing service: ``python -m streaming.consumer``.
+
+Reads the plays topic in a consumer group and lands each partition's messages as gzip
+NDJSON objects in S3 (valid events under the landing prefix, rejects under the
+quarantine prefix), committing offsets only after the objects are written: at-least-once
+delivery into S3, and exactly-once per (partition, offset) across object keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+
+from confluent_kafka import Consumer, KafkaError, Message
+
+from streaming.lander import ConsumerStats, Lander
+from streaming.landing import ensure_bucket, make_s3_client
+from streaming.settings import Settings
+
+log = logging.getLogger(__name__)
+
+POLL_BATCH = 1000
+POLL_TIMEOUT_S = 0.2  # short, so signals and batch ages are handled promptly
+PROGRESS_EVERY_S = 10.0
+# Without an assignment, idle_exit_s only starts counting after this long: joining a
+# group takes ~3 s on Tansu and longer while a dead member's session times out.
+JOIN_GRACE_S = 30.0
+
+
+def consumer_config(settings: Settings) -> dict[str, object]:
+    """librdkafka settings for manual, after-the-write commits.
+
+    * auto commit and auto offset store off: only ``Lander`` commits, after S3 says yes.
+    * session.timeout.ms=6000 (heartbeat 2000): a crashed lander's partitions move
+      after ~6 s instead of 45 s; with Tansu, larger values also made JoinGroup crawl.
+    * max.poll.interval.ms=60000: one flush is at most 3 attempts of two PUTs, each
+      bounded at 3 s connect + 10 s read, so the loop polls well within 60 s even when
+      S3 is failing; longer outages pause the partition and keep polling instead.
+    * cooperative-sticky: a joining or leaving lander does not stop the others'
+      partitions (checked on Tansu: two members split a 4-partition topic 2 + 2).
+    """
+    return {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "group.id": settings.group_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000,
+        "heartbeat.interval.ms": 2000,
+        "max.poll.interval.ms": 60_000,
+        "partition.assignment.strategy": "cooperative-sticky",
+        "fetch.max.bytes": 16 * 1024 * 1024,
+    }
+
+
+def _handle_error(msg: Message) -> bool:
+    """True if ``msg`` carries an error (logged; fatal ones raise)."""
+    err = msg.error()
+    if err is None:
+        return False
+    if err.code() != KafkaError._PARTITION_EOF:
+        log.error("consumer error: %s", err)
+        if err.fatal():
+            raise RuntimeError(f"fatal consumer error: {err}")
+    return True
+
+
+def _idle(lander: Lander, started: float, idle_exit_s: float | None) -> bool:
+    if idle_exit_s is None or not lander.is_empty():
+        return False
+    now = time.monotonic()
+    if not lander.assigned_once:
+        return now - started >= max(idle_exit_s, JOIN_GRACE_S)
+    return now - lander.last_activity >= idle_exit_s
+
+
+def run_consumer(
+    settings: Settings, stop_event: threading.Event, idle_exit_s: float | None = None
+) -> ConsumerStats:
+    """Land the topic until ``stop_event`` is set (or ``idle_exit_s`` without messages).
+
+    On exit every in-memory batch is landed and committed if S3 allows, then the
+    consumer leaves the group cleanly.
+    """
+    s3 = make_s3_client(settings)
+    ensure_bucket(s3, settings.bucket)
+    consumer = Consumer(consumer_config(settings))
+    lander = Lander(settings, s3, consumer, stop_event)
+    started = last_report = time.monotonic()
+    try:
+        consumer.subscribe(
+            [settings.topic],
+            on_assign=lander.on_assign,
+            on_revoke=lander.on_revoke,
+            on_lost=lander.on_lost,
+        )
+        while not stop_event.is_set() and not _idle(lander, started, idle_exit_s):
+            now = datetime.now(UTC)  # one clock read per poll batch for validation
+            for msg in consumer.consume(POLL_BATCH, POLL_TIMEOUT_S):
+                if not _handle_error(msg):
+                    lander.add(msg, now)
+            lander.flush_due()
+            if time.monotonic() - last_report >= PROGRESS_EVERY_S:
+                last_report = _report(lander.stats, started)
+        lander.flush_all()
+    finally:
+        consumer.close()
+    _report(lander.stats, started)
+    return lander.stats
+
+
+def _report(stats: ConsumerStats, started: float) -> float:
+    now = time.monotonic()
+    log.info(
+        "consumed %d (%.0f/s), landed %d events in %d objects (%d bytes), quarantined %d, "
+        "commit failures %d, write failures %d",
+        stats.messages,
+        stats.messages / max(now - started, 1e-9),
+        stats.events_landed,
+        stats.objects,
+        stats.bytes_written,
+        stats.quarantined,
+        stats.commit_failures,
+        stats.write_failures,
+    )
+    return now
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    d = Settings.from_env()
+    p = argparse.ArgumentParser(
+        prog="streaming.consumer",
+        description="Land Kafka play events into S3 as gzip NDJSON (settings from env).",
+    )
+    p.add_argument("--bootstrap", default=d.bootstrap_servers, help="Kafka bootstrap servers")
+    p.add_argument("--topic", default=d.topic, help="topic to land")
+    p.add_argument("--group", default=d.group_id, help="consumer group id")
+    p.add_argument("--bucket", default=d.bucket, help="S3 bucket")
+    p.add_argument("--s3-endpoint", default=d.s3_endpoint_url, help="S3 endpoint (default AWS)")
+    p.add_argument("--idle-exit", type=float, help="exit after this many idle seconds")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point: run until SIGINT/SIGTERM (or --idle-exit), then flush and commit."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = _parse_args(argv)
+    settings = Settings.from_env().with_(
+        bootstrap_servers=args.bootstrap,
+        topic=args.topic,
+        group_id=args.group,
+        bucket=args.bucket,
+        s3_endpoint_url=args.s3_endpoint,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run_consumer(settings, stop, idle_exit_s=args.idle_exit)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

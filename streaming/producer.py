@@ -1,0 +1,209 @@
+"""Publish simulated plays to Kafka: ``python -m streaming.producer --count N``.
+
+Idempotent producer with ``acks=all`` so a broker retry never duplicates or reorders a
+partition; the key is ``user_id`` so one user's plays stay ordered in one partition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import orjson
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streaming.settings import Settings
+from streaming.simulator import BLOCK, Simulator
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 5.0
+# Bounded so a dead broker surfaces as failed deliveries after 2 min, not an endless hang.
+MESSAGE_TIMEOUT_MS = 120_000
+_USER_ID_AT = len(b'"user_id":"')
+
+
+@dataclass
+class ProduceStats:
+    """What a producer run achieved; ``rate`` counts delivered events per second."""
+
+    requested: int = 0
+    delivered: int = 0
+    failed: int = 0
+    elapsed_s: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.delivered / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+        """Delivery report callback: count, and log each distinct failure once."""
+        if err is None:
+            self.delivered += 1
+            return
+        self.failed += 1
+        name = err.name()
+        if name not in self.errors:
+            log.error("delivery failed: %s", err)
+        self.errors[name] = self.errors.get(name, 0) + 1
+
+
+def producer_config(bootstrap: str) -> dict[str, object]:
+    """librdkafka settings: idempotent, lz4, ~20 ms linger to build large batches."""
+    return {
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "compression.type": "lz4",
+        "linger.ms": 20,
+        "batch.size": 1_000_000,
+        "batch.num.messages": 10_000,
+        "queue.buffering.max.messages": 500_000,
+        "message.timeout.ms": MESSAGE_TIMEOUT_MS,
+    }
+
+
+def ensure_topic(bootstrap: str, topic: str, partitions: int, timeout_s: float = 30.0) -> None:
+    """Create ``topic`` with ``partitions`` partitions unless it already exists."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    if topic in admin.list_topics(timeout=timeout_s).topics:
+        return
+    future = admin.create_topics([NewTopic(topic, partitions, 1)], request_timeout=timeout_s)[topic]
+    try:
+        future.result(timeout=timeout_s)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+    log.info("created topic %s with %d partitions", topic, partitions)
+
+
+def user_key(event: bytes) -> bytes:
+    """The ``user_id`` of a simulator event, sliced out without parsing the JSON.
+
+    Falls back to a parse when the layout differs (hand-built events in tests).
+    """
+    start = event.find(b'"user_id":"')
+    if start >= 0:
+        start += _USER_ID_AT
+        return event[start : event.index(b'"', start)]
+    return str(orjson.loads(event)["user_id"]).encode()
+
+
+def _paced_blocks(
+    sim: Simulator, count: int | None, rate: float | None, duration_s: float | None
+) -> Iterator[list[bytes]]:
+    """Blocks of events: ``count`` as fast as possible, or ``rate``/s for ``duration_s``."""
+    start = time.monotonic()
+    sent = 0
+    while count is None or sent < count:
+        elapsed = time.monotonic() - start
+        if duration_s is not None and elapsed >= duration_s:
+            return
+        n = BLOCK if count is None else min(BLOCK, count - sent)
+        if rate is not None:
+            due = int(rate * elapsed) + 1 - sent  # at least one, so the loop progresses
+            if due <= 0:
+                time.sleep(min(0.05, (sent + 1) / rate - elapsed))
+                continue
+            n = min(n, due)
+        yield sim.batch(n)
+        sent += n
+
+
+def _send(producer: Producer, topic: str, value: bytes, stats: ProduceStats) -> None:
+    while True:
+        try:
+            producer.produce(topic, value, key=user_key(value), on_delivery=stats.on_delivery)
+            return
+        except BufferError:  # local queue full: serve delivery reports, then retry
+            producer.poll(0.1)
+
+
+def produce(
+    settings: Settings,
+    count: int | None,
+    seed: int = 42,
+    rate: float | None = None,
+    duration_s: float | None = None,
+    stop: threading.Event | None = None,
+    simulator: Simulator | None = None,
+) -> ProduceStats:
+    """Produce ``count`` events (or ``rate``/s for ``duration_s``); flush; return the stats.
+
+    ``stop`` ends the run early but still flushes what was enqueued.
+    """
+    if count is None and duration_s is None and stop is None:
+        raise ValueError("give count, duration_s or a stop event, or the run never ends")
+    sim = simulator or Simulator(seed)
+    producer = Producer(producer_config(settings.bootstrap_servers))
+    stats = ProduceStats(requested=0)
+    start = last_report = time.monotonic()
+    for block in _paced_blocks(sim, count, rate, duration_s):
+        for value in block:
+            _send(producer, settings.topic, value, stats)
+        stats.requested += len(block)
+        producer.poll(0)
+        if time.monotonic() - last_report >= PROGRESS_EVERY_S:
+            last_report = time.monotonic()
+            log.info(
+                "enqueued %d, delivered %d (%.0f/s), failed %d",
+                stats.requested,
+                stats.delivered,
+                stats.delivered / (last_report - start),
+                stats.failed,
+            )
+        if stop is not None and stop.is_set():
+            break
+    remaining = producer.flush(MESSAGE_TIMEOUT_MS / 1000 + 5)
+    stats.failed += remaining  # never acknowledged within the timeout
+    stats.elapsed_s = time.monotonic() - start
+    return stats
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    d = Settings.from_env()
+    p = argparse.ArgumentParser(prog="streaming.producer", description=__doc__)
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--count", type=int, help="produce N events as fast as possible")
+    mode.add_argument("--rate", type=float, help="produce R events per second")
+    p.add_argument("--duration", type=float, help="seconds to run with --rate (default: forever)")
+    p.add_argument("--seed", type=int, default=42, help="simulator seed (default 42)")
+    p.add_argument("--bootstrap", default=d.bootstrap_servers, help="Kafka bootstrap servers")
+    p.add_argument("--topic", default=d.topic, help="topic to produce to")
+    p.add_argument("--partitions", type=int, default=0, help="create the topic if missing")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; exit code 1 if any delivery failed."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = _parse_args(argv)
+    settings = Settings.from_env().with_(bootstrap_servers=args.bootstrap, topic=args.topic)
+    if args.partitions:
+        ensure_topic(settings.bootstrap_servers, settings.topic, args.partitions)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stats = produce(
+        settings, args.count, seed=args.seed, rate=args.rate, duration_s=args.duration, stop=stop
+    )
+    log.info(
+        "produced %d, failed %d, in %.1fs (%.0f events/s)",
+        stats.delivered,
+        stats.failed,
+        stats.elapsed_s,
+        stats.rate,
+    )
+    return 1 if stats.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Synthetic play events with realistic skew, fast enough to saturate a producer.
+
+Faker runs only while the catalogs are built (once, seeded). Plays are then sampled in
+blocks with numpy (Zipf-like popularity for users and tracks) and rendered by filling
+pre-serialized JSON fragments, which is what makes >100k events/s possible in Python:
+per-record Faker manages only 4k-12k/s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from streaming import catalog
+from streaming.schema import SCHEMA_VERSION, format_ts
+
+Clock = Callable[[], datetime]
+
+BLOCK = 8192
+SKIP_THRESHOLD_MS = 30_000
+SKIP_SHARE = 0.25  # share of plays abandoned before 30 s
+PARTIAL_SHARE = 0.15  # share of plays stopped after 30 s but before the end
+MEAN_SESSION_PLAYS = 12
+MAX_JITTER_MS = 1000  # event_ts lies up to 1 s before the clock reading, never after
+
+_TEMPLATE = (
+    b'{"event_id":"%s","schema_version":' + str(SCHEMA_VERSION).encode() + b',"user_id":"%s",'
+    b'"session_id":"%s"%s%s%s,"event_ts":"%s"%s,"ms_played":%d,"skipped":%s}'
+)
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+# Positions of the 32 hex digits inside the 36-character canonical UUID text.
+_UUID_HEX_POS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def uuid4_block(rng: np.random.Generator, n: int) -> list[bytes]:
+    """``n`` canonical UUIDv4 strings (as ASCII bytes) drawn from ``rng``, vectorised.
+
+    Equivalent to ``str(uuid.UUID(bytes=rng.bytes(16), version=4))`` per id, but one
+    numpy pass instead of n UUID objects.
+    """
+    raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    digits = np.empty((n, 32), dtype=np.uint8)
+    digits[:, 0::2] = _HEX[raw >> 4]
+    digits[:, 1::2] = _HEX[raw & 0x0F]
+    text = np.full((n, 36), ord("-"), dtype=np.uint8)
+    text[:, _UUID_HEX_POS] = digits
+    buf = text.tobytes()
+    return [buf[i : i + 36] for i in range(0, 36 * n, 36)]
+
+
+class Simulator:
+    """Seeded generator of serialized play events (JSON bytes, schema v1).
+
+    Same ``seed`` and sizes -> same catalogs and the same event sequence; only
+    ``event_ts`` follows ``clock`` (pass a fixed clock to make it fully reproducible).
+    """
+
+    def __init__(
+        self,
+        seed: int = 42,
+        n_users: int = 20_000,
+        n_artists: int = 2_000,
+        n_tracks: int = 20_000,
+        clock: Clock = _utc_now,
+    ) -> None:
+        self.catalog = catalog.build(seed, n_users=n_users, n_artists=n_artists, n_tracks=n_tracks)
+        self._clock = clock
+        # Separate stream from the catalog's so catalog size changes do not shift plays.
+        self._rng = np.random.default_rng([seed, 1])
+        c = self.catalog
+        self._user_cdf = catalog.zipf_cdf(len(c.users), exponent=0.9, rng=self._rng)
+        self._track_cdf = catalog.zipf_cdf(len(c.tracks), exponent=1.1, rng=self._rng)
+        self._device_cdf = np.cumsum(catalog.DEVICE_WEIGHTS) / sum(catalog.DEVICE_WEIGHTS)
+        # Per-user session state: current session id, device fragment, plays left.
+        self._session: list[bytes | None] = [None] * len(c.users)
+        self._session_device: list[bytes] = [b""] * len(c.users)
+        self._session_left = [0] * len(c.users)
+        self._ts_cache: dict[int, bytes] = {}
+
+    def events(self, n: int) -> Iterator[bytes]:
+        """Yield ``n`` events, generated block by block."""
+        left = n
+        while left > 0:
+            block = self.batch(min(BLOCK, left))
+            left -= len(block)
+            yield from block
+
+    def batch(self, n: int) -> list[bytes]:
+        """Return ``n`` serialized events sampled in one vectorised pass."""
+        if n <= 0:
+            return []
+        rng = self._rng
+        users = np.searchsorted(self._user_cdf, rng.random(n), side="right").tolist()
+        tracks = np.searchsorted(self._track_cdf, rng.random(n), side="right")
+        played = self._ms_played(self.catalog.track_duration[tracks]).tolist()
+        event_ids = uuid4_block(rng, n)
+        timestamps = self._timestamps(n)
+        sessions = self._sessions(users)
+        c = self.catalog
+        tracks_l = tracks.tolist()
+        return [
+            _TEMPLATE
+            % (
+                event_ids[i],
+                c.user_id[u],
+                sessions[i],
+                c.track_frag[t],
+                c.user_geo_frag[u],
+                self._session_device[u],
+                timestamps[i],
+                c.duration_frag[t],
+                played[i],
+                b"true" if played[i] < SKIP_THRESHOLD_MS else b"false",
+            )
+            for i, (u, t) in enumerate(zip(users, tracks_l, strict=True))
+        ]
+
+    def _ms_played(self, duration: np.ndarray) -> np.ndarray:
+        """Mostly full plays; ``SKIP_SHARE`` skipped under 30 s, some stopped part-way."""
+        rng = self._rng
+        n = len(duration)
+        kind = rng.random(n)
+        frac = rng.random(n)
+        skipped = (frac * np.minimum(SKIP_THRESHOLD_MS, duration)).astype(np.int64)
+        partial = SKIP_THRESHOLD_MS + (frac * (duration - SKIP_THRESHOLD_MS)).astype(np.int64)
+        return np.where(
+            kind < SKIP_SHARE,
+            skipped,
+            np.where(kind < SKIP_SHARE + PARTIAL_SHARE, partial, duration),
+        )
+
+    def _timestamps(self, n: int) -> list[bytes]:
+        """Clock reading minus 0..1 s of jitter, formatted once per distinct millisecond."""
+        now = self._clock()
+        base_ms = int(now.timestamp() * 1000)
+        jitter = self._rng.integers(0, MAX_JITTER_MS, size=n)
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        if len(self._ts_cache) > 4 * MAX_JITTER_MS:
+            self._ts_cache.clear()
+        out = []
+        cache = self._ts_cache
+        for ms in (base_ms - jitter).tolist():
+            s = cache.get(ms)
+            if s is None:
+                s = format_ts(epoch + timedelta(milliseconds=ms)).encode()
+                cache[ms] = s
+            out.append(s)
+        return out
+
+    def _sessions(self, users: list[int]) -> list[bytes]:
+        """Session id per play: a user's plays share one until its sampled length runs out."""
+        rng = self._rng
+        n = len(users)
+        # Upper bound on sessions opened in this block: at most one per play.
+        new_ids = uuid4_block(rng, n)
+        lengths = rng.geometric(1 / MEAN_SESSION_PLAYS, size=n).tolist()
+        devices = np.searchsorted(self._device_cdf, rng.random(n), side="right").tolist()
+        device_frags = self.catalog.device_frag
+        session, left, device = self._session, self._session_left, self._session_device
+        out = []
+        k = 0
+        for u in users:
+            if left[u] <= 0:
+                session[u] = new_ids[k]
+                left[u] = lengths[k]
+                device[u] = device_frags[devices[k]]
+                k += 1
+            left[u] -= 1
+            out.append(session[u])  # type: ignore[arg-type]
+        return out

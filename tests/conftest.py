@@ -1,0 +1,46 @@
+"""Shared service fixtures: a real Kafka-protocol broker (Tansu) and a real S3 server (moto).
+
+Session-scoped: each starts once (~1-2 s) and is killed when the session ends, also after
+failures. Tests isolate themselves with their own topic, group and prefix names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from streaming.services import kafka_broker, s3_server
+
+_DUMMY_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``127.0.0.1:PORT`` of a Tansu broker with in-memory storage."""
+    log_path = tmp_path_factory.mktemp("tansu") / "tansu.log"
+    with kafka_broker(log_path=log_path) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` of a moto S3 server; dummy AWS credentials in the env."""
+    saved = {k: os.environ.get(k) for k in _DUMMY_AWS}
+    os.environ.update(_DUMMY_AWS)
+    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
+    try:
+        with s3_server(log_path=log_path) as endpoint:
+            yield endpoint
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
