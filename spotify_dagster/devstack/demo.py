@@ -104,14 +104,14 @@ def warehouse_counts(path: Path) -> dict[str, Any]:
         gold = {t: count(f"gold.{t}") for t in GOLD_TABLES}
         by_region = conn.execute(
             "select coalesce(sum(play_count), 0) from gold.rpt_plays_by_region"
-        )
+        ).fetchone()[0]
         return {
             "bronze_rows": count("bronze.plays"),
             "silver_rows": count("silver.stg_bronze__plays"),
             "fct_plays_rows": gold["fct_plays"],
             "quarantined": count("bronze.quarantine"),
             "gold_tables_empty": sorted(t for t, n in gold.items() if n == 0),
-            "plays_by_region_sum": int(by_region.fetchone()[0]),
+            "plays_by_region_sum": int(by_region),
         }
 
 

@@ -71,6 +71,8 @@ def local_stack(workdir: Path, duckdb_path: Path, sensor_interval_s: int) -> Ite
             "SENSOR_INTERVAL_S": str(sensor_interval_s),
             "PYTHONUNBUFFERED": "1",
         }
+        # The launcher itself talks to the bucket too (topic and bucket set-up, the demo).
+        os.environ.update(LOCAL_AWS)
         stack = Stack(workdir, env)
         settings = stack.settings
         ensure_bucket(make_s3_client(settings), settings.bucket)

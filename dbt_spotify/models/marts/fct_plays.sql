@@ -22,6 +22,31 @@ plays as (
 
 ),
 
+already_loaded as (
+
+    {% if is_incremental() -%}
+        -- The look-back re-reads plays already here; skip them rather than delete and re-insert.
+        select gold_plays.event_id
+        from {{ this }} as gold_plays
+        where gold_plays.event_ts >= (select min(plays.event_ts) from plays)
+    {%- else -%}
+        select plays.event_id
+        from plays
+        where 1 = 0
+    {%- endif %}
+
+),
+
+new_plays as (
+
+    select plays.*
+    from plays
+    left join already_loaded
+        on plays.event_id = already_loaded.event_id
+    where already_loaded.event_id is null
+
+),
+
 final as (
 
     select
@@ -45,7 +70,7 @@ final as (
         is_complete,
         loaded_at,
         load_id
-    from plays
+    from new_plays
 
 )
 
