@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
+from ..environment import REPO_ROOT
 from . import demo, dev
 
 
@@ -19,13 +21,19 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--events", type=int, default=20_000)
     m.add_argument("--seed", type=int, default=42)
     m.add_argument("--timeout", type=float, default=600.0, help="seconds before giving up")
+    m.add_argument(
+        "--workdir",
+        type=Path,
+        default=REPO_ROOT / ".local" / "demo",
+        help="scratch directory, emptied first (default .local/demo)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
     if args.command == "dev":
         return dev.main(args.rate, args.sensor_interval)
-    return demo.main(args.events, args.seed, args.timeout)
+    return demo.main(args.events, args.seed, args.timeout, args.workdir.resolve())
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import duckdb
 from streaming.landing import make_s3_client
 from streaming.producer import produce
 
-from ..environment import REPO_ROOT
 from . import progress
 from .stack import daemon, local_stack, process, python
 
@@ -131,8 +130,7 @@ def passed(summary: dict[str, Any]) -> bool:
     )
 
 
-def main(events: int, seed: int, timeout_s: float) -> int:
-    workdir = REPO_ROOT / ".local" / "demo"
+def main(events: int, seed: int, timeout_s: float, workdir: Path) -> int:
     summary = run_demo(events, seed, timeout_s, workdir)
     ok = passed(summary)
     for stage in (

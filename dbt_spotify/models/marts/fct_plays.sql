@@ -71,6 +71,9 @@ final as (
         loaded_at,
         load_id
     from new_plays
+    -- Stored in load order, so the loaded_at and event_ts filters of later runs skip
+    -- everything but the newest blocks (min/max pruning) even after a full refresh.
+    order by loaded_at, event_ts
 
 )
 
