@@ -22,7 +22,7 @@ def build_resources(env: Environment, project: DbtProject) -> dict[str, Any]:
     env.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     return {
         "s3": s3,
-        "duckdb": DuckDBResource(database=str(env.duckdb_path)),
+        "warehouse": DuckDBResource(database=str(env.duckdb_path)),
         "dbt": DbtCliResource(
             project_dir=project, target=env.dbt_target, dbt_executable=dbt_executable()
         ),

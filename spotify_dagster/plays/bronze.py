@@ -1,22 +1,19 @@
 """Bronze assets: landed objects in the bucket -> ``bronze.plays`` and ``bronze.quarantine``."""
 
-import contextlib
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
-from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from streaming.schema import COLUMNS
 
 from ..environment import Environment
-from . import bronze_duckdb as warehouse
 from .landing import LandingCursor, discover_partition_dirs, list_new_objects
 from .objects import download
+from .stores import bronze_store
 
 BRONZE_PLAYS = dg.AssetKey(["bronze", "plays"])
 BRONZE_QUARANTINE = dg.AssetKey(["bronze", "quarantine"])
@@ -103,13 +100,12 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         config: BronzeLoadConfig,
         s3: S3Resource,
-        duckdb: DuckDBResource,
+        warehouse: dg.ConfigurableResource,
     ) -> Iterator[dg.MaterializeResult]:
+        store = bronze_store(warehouse)
         client = s3.get_client()
         keys = list(dict.fromkeys(config.object_keys)) or _all_landed_keys(client, env)
-        with _connect(duckdb) as conn:
-            warehouse.ensure_tables(conn)
-            done = warehouse.already_loaded(conn, keys)
+        done = store.already_loaded(keys)
         todo = [k for k in keys if k not in done]
         context.log.info("%d objects requested, %d already loaded", len(keys), len(done))
         with tempfile.TemporaryDirectory(prefix="bronze-") as tmp:
@@ -118,10 +114,9 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
             local = download(
                 client, env.s3_bucket, todo, Path(tmp), env.landing_root, env.quarantine_root
             )
-            with _connect(duckdb) as conn:
-                result = warehouse.load(conn, local, context.run_id)
-                plays_total = warehouse.table_stats(conn, warehouse.PLAYS_TABLE)
-                quarantine_total = warehouse.table_stats(conn, warehouse.QUARANTINE_TABLE)
+            result = store.load(local, context.run_id)
+        totals = store.row_counts()
+        plays_total, quarantine_total = totals["plays"], totals["quarantine"]
         skipped = len(done) + result.objects_skipped
         yield dg.MaterializeResult(
             asset_key=BRONZE_PLAYS,
@@ -142,17 +137,6 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
         )
 
     return bronze_load
-
-
-@contextlib.contextmanager
-def _connect(duckdb: DuckDBResource) -> Iterator[Any]:
-    """A connection closed even when the load raises (the resource closes only on success),
-    so a failed run releases the single-writer file lock at once."""
-    with duckdb.get_connection() as conn:
-        try:
-            yield conn
-        finally:
-            conn.close()
 
 
 def _all_landed_keys(client: object, env: Environment) -> list[str]:
