@@ -4,8 +4,10 @@ import dagster as dg
 
 from spotify_dagster.analytics.assets import build_dbt_assets
 from spotify_dagster.analytics.project import build_dbt_project
+from spotify_dagster.dashboard.assets import build_dashboard_asset
 from spotify_dagster.environment import Environment
 from spotify_dagster.plays.bronze import build_bronze_assets
+from spotify_dagster.plays.checks import build_gold_checks
 from spotify_dagster.plays.jobs import build_ingest_job
 from spotify_dagster.plays.sensor import build_landing_sensor
 from spotify_dagster.resources import build_resources
@@ -18,7 +20,8 @@ def defs() -> dg.Definitions:
     bronze = build_bronze_assets(env)
     ingest = build_ingest_job(env, bronze)
     return dg.Definitions(
-        assets=[bronze, build_dbt_assets(env, project)],
+        assets=[bronze, build_dbt_assets(env, project), build_dashboard_asset(env)],
+        asset_checks=build_gold_checks(env),
         jobs=[ingest],
         sensors=[build_landing_sensor(env, ingest)],
         resources=build_resources(env, project),

@@ -30,6 +30,9 @@ class Environment:
     quarantine_root: str
     sensor_interval_s: int
     max_objects_per_run: int
+    quarantine_rate_warn: float
+    freshness_max_lag_s: int
+    dashboard_path: Path
 
     @classmethod
     def from_env(cls) -> Environment:
@@ -48,6 +51,14 @@ class Environment:
             quarantine_root=_root(os.getenv("QUARANTINE_PREFIX", "quarantine")),
             sensor_interval_s=int(os.getenv("SENSOR_INTERVAL_S", "10")),
             max_objects_per_run=int(os.getenv("SENSOR_MAX_OBJECTS_PER_RUN", "500")),
+            quarantine_rate_warn=float(os.getenv("QUARANTINE_RATE_WARN", "0.01")),
+            freshness_max_lag_s=int(os.getenv("FRESHNESS_MAX_LAG_S", "900")),
+            # The Gold dashboard's HTML file; by default beside the warehouse file.
+            dashboard_path=Path(
+                os.getenv("DASHBOARD_PATH") or duckdb_path.parent / "dashboard" / "index.html"
+            )
+            .expanduser()
+            .resolve(),
         )
 
     @property

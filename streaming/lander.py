@@ -157,7 +157,12 @@ class Lander:
                 continue
             key = keys.object_key(prefix, self.s.topic, batch.partition, batch.first_offset)
             body = batching.encode(lines)
-            meta = {"first-offset": str(batch.first_offset), "last-offset": str(batch.last_offset)}
+            # "lines" lets Bronze reconcile what it loaded against what was written.
+            meta = {
+                "first-offset": str(batch.first_offset),
+                "last-offset": str(batch.last_offset),
+                "lines": str(len(lines)),
+            }
             if not put_with_retry(self.s3, self.s.bucket, key, body, meta, attempts):
                 self.stats.write_failures += 1
                 return False

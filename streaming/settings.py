@@ -20,6 +20,9 @@ class Settings:
     bootstrap_servers: str = "127.0.0.1:9092"
     topic: str = "plays"
     group_id: str = "spotify-landing"
+    # Apache Kafka brokers reject less than 6 s (group.min.session.timeout.ms); Tansu takes
+    # less, and a restarted lander then gets a killed one's partitions in ~1 s, not ~11 s.
+    session_timeout_ms: int = 6000
     # None means real AWS; locally e.g. http://127.0.0.1:PORT (moto or MinIO).
     s3_endpoint_url: str | None = None
     bucket: str = "spotify-landing"
@@ -43,6 +46,7 @@ class Settings:
             bootstrap_servers=e.get("KAFKA_BOOTSTRAP_SERVERS", d.bootstrap_servers),
             topic=e.get("KAFKA_TOPIC", d.topic),
             group_id=e.get("KAFKA_GROUP_ID", d.group_id),
+            session_timeout_ms=int(e.get("KAFKA_SESSION_TIMEOUT_MS", d.session_timeout_ms)),
             s3_endpoint_url=e.get("S3_ENDPOINT_URL") or d.s3_endpoint_url,
             bucket=e.get("S3_BUCKET", d.bucket),
             aws_region=e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION") or d.aws_region,

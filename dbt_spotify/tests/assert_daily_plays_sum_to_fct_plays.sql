@@ -1,6 +1,9 @@
 -- fct_daily_listeners must account for every play in fct_plays.
 -- Returns a row (a failure) when the totals differ.
 
+-- Attached to fct_plays so Dagster shows it as an asset check of that asset.
+{{ config(meta={'dagster': {'ref': {'name': 'fct_plays'}}}) }}
+
 with
 
 daily_total as (

@@ -1,6 +1,9 @@
 -- Every play lands in exactly one region: rpt_plays_by_region must add up to fct_plays.
 -- Returns a row (a failure) when the totals differ.
 
+-- Attached to fct_plays so Dagster shows it as an asset check of that asset.
+{{ config(meta={'dagster': {'ref': {'name': 'fct_plays'}}}) }}
+
 with
 
 region_total as (

@@ -11,6 +11,7 @@ from pydantic import Field
 from streaming.schema import COLUMNS
 
 from ..environment import Environment
+from .bronze_duckdb import LoadResult, Reconciliation
 from .landing import LandingCursor, discover_partition_dirs, list_new_objects
 from .objects import download
 from .stores import bronze_store
@@ -18,6 +19,8 @@ from .stores import bronze_store
 BRONZE_PLAYS = dg.AssetKey(["bronze", "plays"])
 BRONZE_QUARANTINE = dg.AssetKey(["bronze", "quarantine"])
 BRONZE_OP_NAME = "bronze_load"
+RECONCILE_CHECK = "reconciles_with_landed_lines"
+QUARANTINE_RATE_CHECK = "quarantine_rate_below_threshold"
 OWNERS = ["team:data-platform"]
 
 _DUCKDB_TYPES_TO_DISPLAY = {
@@ -94,6 +97,21 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
                 },
             ),
         ],
+        check_specs=[
+            dg.AssetCheckSpec(
+                RECONCILE_CHECK,
+                asset=BRONZE_PLAYS,
+                blocking=True,  # Silver and Gold are not built on a Bronze that lost rows
+                description="Lines the consumer wrote (object metadata) = Bronze rows + "
+                "quarantined rows, in total and per object.",
+            ),
+            dg.AssetCheckSpec(
+                QUARANTINE_RATE_CHECK,
+                asset=BRONZE_QUARANTINE,
+                description=f"Warns when more than {env.quarantine_rate_warn:.1%} of the "
+                "messages in a load were quarantined.",
+            ),
+        ],
         retry_policy=dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL),
     )
     def bronze_load(
@@ -101,7 +119,7 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
         config: BronzeLoadConfig,
         s3: S3Resource,
         warehouse: dg.ConfigurableResource,
-    ) -> Iterator[dg.MaterializeResult]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         store = bronze_store(warehouse)
         client = s3.get_client()
         keys = list(dict.fromkeys(config.object_keys)) or _all_landed_keys(client, env)
@@ -135,8 +153,42 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
                 "rows_quarantined": result.quarantine_rows,
             },
         )
+        yield _reconcile_result(store.reconcile())
+        yield _quarantine_rate_result(result, totals, env.quarantine_rate_warn)
 
     return bronze_load
+
+
+def _reconcile_result(r: Reconciliation) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=RECONCILE_CHECK,
+        asset_key=BRONZE_PLAYS,
+        passed=r.ok,
+        metadata={
+            "lines_written_plays": r.expected_plays,
+            "bronze_rows": r.plays_rows,
+            "lines_written_quarantine": r.expected_quarantine,
+            "quarantine_rows": r.quarantine_rows,
+            "objects_mismatched": r.objects_mismatched,
+        },
+    )
+
+
+def _quarantine_rate_result(
+    result: LoadResult, totals: dict[str, int], threshold: float
+) -> dg.AssetCheckResult:
+    # The rate of this load; a load with no rows is judged on the table's totals.
+    bad, good = result.quarantine_rows, result.plays_rows
+    if bad + good == 0:
+        bad, good = totals["quarantine"], totals["plays"]
+    rate = bad / (bad + good) if bad + good else 0.0
+    return dg.AssetCheckResult(
+        check_name=QUARANTINE_RATE_CHECK,
+        asset_key=BRONZE_QUARANTINE,
+        passed=rate <= threshold,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"quarantine_rate": rate, "threshold": threshold, "quarantined": bad},
+    )
 
 
 def _all_landed_keys(client: object, env: Environment) -> list[str]:

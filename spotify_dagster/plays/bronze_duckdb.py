@@ -6,13 +6,17 @@ load that fails midway leaves nothing behind and a rerun skips every object alre
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+import duckdb
 
 from streaming.schema import COLUMNS
 
-from .objects import LocalObject
+from .objects import LocalObject, sample_b64
 
 PLAYS_TABLE = "bronze.plays"
 QUARANTINE_TABLE = "bronze.quarantine"
@@ -48,6 +52,7 @@ create table if not exists {LEDGER_TABLE} (
     kind varchar not null,
     etag varchar,
     size_bytes bigint not null,
+    line_count bigint,
     row_count bigint not null,
     loaded_at timestamptz not null,
     load_id varchar not null
@@ -87,16 +92,32 @@ def already_loaded(conn: Any, keys: Sequence[str]) -> set[str]:
     return {r[0] for r in rows}
 
 
-def load(conn: Any, objects: Sequence[LocalObject], load_id: str) -> LoadResult:
-    """Insert the objects' rows and ledger entries in one transaction; skip loaded objects."""
+def load(
+    conn: Any,
+    objects: Sequence[LocalObject],
+    load_id: str,
+    corrupt: Mapping[str, str] | None = None,
+) -> LoadResult:
+    """Insert the objects' rows and ledger entries in one transaction; skip loaded objects.
+
+    ``corrupt`` maps keys of objects that cannot be read to the reason: each becomes one
+    quarantine row (with a sample of its bytes) and a ledger entry, so it is not retried.
+    """
+    corrupt = corrupt or {}
     conn.execute("begin transaction")
     try:
         done = already_loaded(conn, [o.key for o in objects])
         todo = [o for o in objects if o.key not in done]
-        _stage_files(conn, todo)
-        plays = _insert_plays(conn, [o for o in todo if o.kind == "plays"], load_id)
+        _stage_files(conn, todo, corrupt)
+        readable = [o for o in todo if o.key not in corrupt]
+        plays = _insert_plays(conn, [o for o in readable if o.kind == "plays"], load_id)
         sample = _sample_staged(conn) if plays else []
-        quarantined = _insert_quarantine(conn, [o for o in todo if o.kind == "quarantine"], load_id)
+        quarantined = _insert_quarantine(
+            conn, [o for o in readable if o.kind == "quarantine"], load_id
+        )
+        quarantined += _quarantine_corrupt(
+            conn, [o for o in todo if o.key in corrupt], corrupt, load_id
+        )
         _insert_ledger(conn, load_id)
         conn.execute("commit")
     except BaseException:
@@ -111,15 +132,26 @@ def _sample_staged(conn: Any, limit: int = 5) -> list[dict[str, Any]]:
     return [dict(zip(PREVIEW_COLUMNS, row, strict=True)) for row in rows]
 
 
-def _stage_files(conn: Any, objects: Sequence[LocalObject]) -> None:
+def _stage_files(conn: Any, objects: Sequence[LocalObject], corrupt: Mapping[str, str]) -> None:
     conn.execute(
         "create or replace temp table _files (filename varchar, object_key varchar, kind varchar,"
-        " topic varchar, etag varchar, size_bytes bigint)"
+        " topic varchar, etag varchar, size_bytes bigint, line_count bigint)"
     )
     if objects:
         conn.executemany(
-            "insert into _files values (?, ?, ?, ?, ?, ?)",
-            [(str(o.path), o.key, o.kind, o.topic, o.etag, o.size) for o in objects],
+            "insert into _files values (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    str(o.path),
+                    o.key,
+                    "corrupt" if o.key in corrupt else o.kind,
+                    o.topic,
+                    o.etag,
+                    o.size,
+                    o.expected_lines,
+                )
+                for o in objects
+            ],
         )
     conn.execute("create or replace temp table _counts (object_key varchar, row_count bigint)")
 
@@ -182,6 +214,23 @@ def _insert_quarantine(conn: Any, objects: Sequence[LocalObject], load_id: str) 
     return _append_staged(conn, QUARANTINE_TABLE)
 
 
+def _quarantine_corrupt(
+    conn: Any, objects: Sequence[LocalObject], reasons: Mapping[str, str], load_id: str
+) -> int:
+    """One quarantine row per unreadable object: its reason and its first bytes."""
+    if not objects:
+        return 0
+    conn.execute("create or replace temp table _rows as select * from bronze.quarantine limit 0")
+    conn.executemany(
+        "insert into _rows values (?, ?, ?, ?, 'corrupt_object', ?, ?, current_timestamp, ?)",
+        [
+            (o.key, o.topic, o.partition, o.start_offset, reasons[o.key], sample_b64(o), load_id)
+            for o in objects
+        ],
+    )
+    return _append_staged(conn, QUARANTINE_TABLE)
+
+
 def _append_staged(conn: Any, table: str) -> int:
     """Append the staged ``_rows`` to ``table``; record rows per object for the ledger."""
     conn.execute(f"insert into {table} select * from _rows")
@@ -193,7 +242,7 @@ def _insert_ledger(conn: Any, load_id: str) -> None:
     conn.execute(
         f"""
         insert into {LEDGER_TABLE}
-        select f.object_key, f.kind, f.etag, f.size_bytes, coalesce(c.row_count, 0),
+        select f.object_key, f.kind, f.etag, f.size_bytes, f.line_count, coalesce(c.row_count, 0),
                current_timestamp, ?
         from _files as f left join _counts as c using (object_key)
         """,
@@ -203,3 +252,58 @@ def _insert_ledger(conn: Any, load_id: str) -> None:
 
 def table_stats(conn: Any, table: str) -> int:
     return int(conn.execute(f"select count(*) from {table}").fetchone()[0])
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """Lines the consumer wrote (object metadata) against rows Bronze holds, per table."""
+
+    expected_plays: int
+    plays_rows: int
+    expected_quarantine: int
+    quarantine_rows: int
+    objects_mismatched: int
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.objects_mismatched == 0
+            and self.expected_plays == self.plays_rows
+            and self.expected_quarantine == self.quarantine_rows
+        )
+
+
+def reconcile(conn: Any) -> Reconciliation:
+    """Compare the ledger's line counts with table rows (objects without a count excluded)."""
+    ledger = conn.execute(
+        f"""
+        select
+            coalesce(sum(line_count) filter (where kind = 'plays'), 0),
+            coalesce(sum(row_count) filter (where kind = 'plays' and line_count is null), 0),
+            coalesce(sum(line_count) filter (where kind = 'quarantine'), 0),
+            coalesce(sum(row_count) filter (where kind <> 'plays' and line_count is null), 0),
+            count(*) filter (where line_count is not null and line_count <> row_count)
+        from {LEDGER_TABLE}
+        """
+    ).fetchone()
+    plays_rows = table_stats(conn, PLAYS_TABLE)
+    quarantine_rows = table_stats(conn, QUARANTINE_TABLE)
+    return Reconciliation(
+        expected_plays=int(ledger[0]) + int(ledger[1]),
+        plays_rows=plays_rows,
+        expected_quarantine=int(ledger[2]) + int(ledger[3]),
+        quarantine_rows=quarantine_rows,
+        objects_mismatched=int(ledger[4]),
+    )
+
+
+_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+
+
+def newest_event_ts(conn: Any, table: str) -> datetime | None:
+    if not _TABLE_NAME.match(table):  # identifiers cannot be bound as parameters
+        raise ValueError(f"not a schema.table name: {table!r}")
+    try:
+        return conn.execute(f"select max(event_ts) from {table}").fetchone()[0]
+    except duckdb.CatalogException:
+        return None

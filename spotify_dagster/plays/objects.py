@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import gzip
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from streaming.keys import parse_key
 
 # S3 GETs are latency-bound; a few in flight keep the loader busy without flooding MinIO.
 DOWNLOAD_THREADS = 8
+# How much of a corrupt object is kept (base64) in the quarantine row for inspection.
+CORRUPT_SAMPLE_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -18,9 +24,13 @@ class LocalObject:
     key: str
     kind: str  # "plays" or "quarantine"
     topic: str
+    partition: int
+    start_offset: int
     path: Path
     etag: str
     size: int
+    # Line count the consumer wrote in the object's metadata (None if absent).
+    expected_lines: int | None
 
 
 def object_kind(key: str, landing_root: str, quarantine_root: str) -> str:
@@ -45,13 +55,54 @@ def download(
 
     def fetch(item: tuple[int, str]) -> LocalObject:
         i, key = item
-        _, topic, _, _ = parse_key(key)
+        _, topic, partition, offset = parse_key(key)  # raises on a key we did not write
         kind = object_kind(key, landing_root, quarantine_root)
         path = into / f"{i:06d}.ndjson.gz"
         response = client.get_object(Bucket=bucket, Key=key)
         body = response["Body"].read()
         path.write_bytes(body)
-        return LocalObject(key, kind, topic, path, response["ETag"].strip('"'), len(body))
+        lines = response.get("Metadata", {}).get("lines")
+        return LocalObject(
+            key=key,
+            kind=kind,
+            topic=topic,
+            partition=partition,
+            start_offset=offset,
+            path=path,
+            etag=response["ETag"].strip('"'),
+            size=len(body),
+            expected_lines=int(lines) if lines and lines.isdigit() else None,
+        )
 
     with cf.ThreadPoolExecutor(DOWNLOAD_THREADS) as pool:
         return list(pool.map(fetch, enumerate(keys)))
+
+
+def corruption(obj: LocalObject) -> str | None:
+    """Why an object cannot be loaded (not gzip, not NDJSON, not our line shape), or None.
+
+    Only called after a bulk load failed, to find the culprit without slowing every load.
+    """
+    try:
+        text = gzip.decompress(obj.path.read_bytes())
+    except (OSError, EOFError, zlib.error) as exc:
+        return f"not gzip: {exc}"
+    required = ("event",) if obj.kind == "plays" else ("reason", "payload_b64")
+    for n, line in enumerate(text.splitlines(), 1):
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            return f"line {n} is not JSON: {exc}"
+        if not isinstance(record, dict) or not all(
+            isinstance(record.get(f), int) for f in ("partition", "offset")
+        ):
+            return f"line {n} has no integer partition/offset"
+        if any(f not in record for f in required):
+            return f"line {n} lacks {', '.join(required)}"
+    return None
+
+
+def sample_b64(obj: LocalObject) -> str:
+    import base64
+
+    return base64.b64encode(obj.path.read_bytes()[:CORRUPT_SAMPLE_BYTES]).decode("ascii")

@@ -7,14 +7,19 @@ warehouse resource configured for the environment (DuckDB locally, Snowflake in 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
+import duckdb
 from dagster_duckdb import DuckDBResource
 
 from . import bronze_duckdb
-from .bronze_duckdb import LoadResult
-from .objects import LocalObject
+from .bronze_duckdb import LoadResult, Reconciliation
+from .objects import LocalObject, corruption
+
+log = logging.getLogger(__name__)
 
 
 class BronzeStore(Protocol):
@@ -28,6 +33,14 @@ class BronzeStore(Protocol):
 
     def row_counts(self) -> dict[str, int]:
         """Total rows of ``plays`` and ``quarantine``."""
+        ...
+
+    def reconcile(self) -> Reconciliation:
+        """Lines written by the consumer against rows loaded."""
+        ...
+
+    def newest_event_ts(self, table: str) -> datetime | None:
+        """The newest ``event_ts`` in ``table`` (a fixed, validated name), None if empty."""
         ...
 
 
@@ -52,7 +65,16 @@ class DuckDBBronzeStore:
 
     def load(self, objects: Sequence[LocalObject], load_id: str) -> LoadResult:
         with self._connect() as conn:
-            return bronze_duckdb.load(conn, objects, load_id)
+            try:
+                return bronze_duckdb.load(conn, objects, load_id)
+            except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException):
+                # Find the unreadable objects (rare: only then is each one checked), keep
+                # them in quarantine with the reason, and load the rest.
+                corrupt = {o.key: why for o in objects if (why := corruption(o))}
+                if not corrupt:
+                    raise
+                log.warning("quarantining %d unreadable objects: %s", len(corrupt), corrupt)
+                return bronze_duckdb.load(conn, objects, load_id, corrupt)
 
     def row_counts(self) -> dict[str, int]:
         with self._connect() as conn:
@@ -60,6 +82,14 @@ class DuckDBBronzeStore:
                 "plays": bronze_duckdb.table_stats(conn, bronze_duckdb.PLAYS_TABLE),
                 "quarantine": bronze_duckdb.table_stats(conn, bronze_duckdb.QUARANTINE_TABLE),
             }
+
+    def reconcile(self) -> Reconciliation:
+        with self._connect() as conn:
+            return bronze_duckdb.reconcile(conn)
+
+    def newest_event_ts(self, table: str) -> datetime | None:
+        with self._connect() as conn:
+            return bronze_duckdb.newest_event_ts(conn, table)
 
 
 def bronze_store(resource: Any) -> BronzeStore:

@@ -36,7 +36,9 @@ class Landing:
             for i, (v, e) in enumerate(zip(values, events, strict=True))
         ]
         key = object_key("raw", "plays", partition, offset)
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=encode(lines))
+        self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=encode(lines), Metadata={"lines": str(len(lines))}
+        )
         return key, [e["event_id"] for e in events]
 
     def put_raw(self, key: str, body: bytes) -> str:

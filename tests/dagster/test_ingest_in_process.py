@@ -107,12 +107,54 @@ def test_rerun_of_the_same_objects_loads_nothing_twice(landing, instance):
     assert scalar(landing.warehouse, "select count(*) from bronze.loaded_objects") == 1
 
 
-def test_a_load_that_fails_midway_leaves_nothing_behind(landing, instance):
+def test_a_load_that_fails_midway_leaves_nothing_behind(landing, instance, monkeypatch):
     good, _ = landing.land(0, 0, 100)
-    bad = landing.put_raw("raw/plays/partition=1/00000000000000000000.ndjson.gz", b"not gzip")
+    other, _ = landing.land(1, 0, 100)
 
-    failed = ingest(defs(), [good, bad], instance)
+    def crash(conn, table):  # the warehouse fails after the rows were inserted
+        raise RuntimeError("warehouse went away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("spotify_dagster.plays.bronze_duckdb._insert_ledger", crash)
+        failed = ingest(defs(), [good, other], instance)
 
     assert not failed.success
     assert scalar(landing.warehouse, "select count(*) from bronze.plays") == 0
     assert scalar(landing.warehouse, "select count(*) from bronze.loaded_objects") == 0
+    assert ingest(defs(), [good, other], instance).success  # the retry loads each once
+    assert scalar(landing.warehouse, "select count(*) from bronze.plays") == 200
+
+
+def test_a_corrupt_object_is_quarantined_and_the_rest_loads(landing, instance):
+    good, ids = landing.land(0, 0, 50)
+    bad = landing.put_raw("raw/plays/partition=1/00000000000000000000.ndjson.gz", b"not gzip")
+
+    result = ingest(defs(), [good, bad], instance)
+
+    assert result.success
+    wh = landing.warehouse
+    assert scalar(wh, "select count(*) from gold.fct_plays") == len(ids)
+    assert scalar(wh, "select count(*) from bronze.quarantine where reason = 'corrupt_object'") == 1
+    assert scalar(wh, "select count(*) from bronze.loaded_objects where kind = 'corrupt'") == 1
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["reconciles_with_landed_lines"].passed
+    assert not checks["quarantine_rate_below_threshold"].passed  # 1 of 51 is above 1 %
+
+
+def test_reconciliation_fails_and_blocks_dbt_when_rows_go_missing(landing, instance, monkeypatch):
+    key, _ = landing.land(0, 0, 50)
+    landing.client.copy_object(  # the object claims more lines than it holds
+        Bucket=landing.bucket,
+        Key=key,
+        CopySource={"Bucket": landing.bucket, "Key": key},
+        Metadata={"lines": "51"},
+        MetadataDirective="REPLACE",
+    )
+
+    result = ingest(defs(), [key], instance)
+
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert not checks["reconciles_with_landed_lines"].passed
+    assert not result.success  # a blocking check failed: Silver and Gold were not built
+    mats = {tuple(m.asset_key.path) for m in result.get_asset_materialization_events()}
+    assert ("gold", "fct_plays") not in mats
