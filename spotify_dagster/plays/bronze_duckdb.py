@@ -59,11 +59,11 @@ create table if not exists {LEDGER_TABLE} (
 );
 """
 
-# One JSON parse per row: all typed fields are pulled in a single json_extract_string call.
-_PATHS = "[" + ", ".join(f"'$.{name}'" for name in COLUMNS) + "]"
-_TYPED_SELECT = ",\n        ".join(
-    f"try_cast(f[{i}] as {kind}) as {name}" for i, (name, kind) in enumerate(COLUMNS.items(), 1)
-)
+# One JSON parse per row into a STRUCT of strings (from_json), then try_cast per field:
+# the same values as one json_extract_string per field, at about twice the rows per second
+# (bench/). Strings keep try_cast's semantics: a drifted type becomes NULL, not a failure.
+_FIELDS = "{" + ", ".join(f'"{name}": "VARCHAR"' for name in COLUMNS) + "}"
+_TYPED_SELECT = ",\n        ".join(f"try_cast(f.{name} as {kind}) as {name}" for name, kind in COLUMNS.items())
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ def _insert_plays(conn: Any, objects: Sequence[LocalObject], load_id: str) -> in
         with raw as (
             select
                 r.partition, r."offset", r.event, f.object_key, f.topic,
-                json_extract_string(r.event, {_PATHS}) as f
+                from_json(r.event, '{_FIELDS}') as f
             from read_json(
                 ?, format = 'newline_delimited', filename = true,
                 columns = {{'partition': 'INTEGER', 'offset': 'BIGINT', 'event': 'JSON'}}

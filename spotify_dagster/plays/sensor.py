@@ -22,6 +22,7 @@ SENSOR_NAME = "landing_objects_sensor"
 INGEST_TAG = "spotify/ingest"
 ATTEMPT_TAG = "spotify/attempt"
 MAX_ATTEMPTS = 5
+WAITING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
 # Failed runs looked at per tick; older failures were retried by earlier ticks.
 RECENT_FAILURES = 20
 
@@ -50,6 +51,15 @@ def build_landing_sensor(
     def landing_objects_sensor(
         context: dg.SensorEvaluationContext, s3: S3Resource
     ) -> dg.SensorResult:
+        waiting = context.instance.get_runs_count(
+            dg.RunsFilter(job_name=job.name, statuses=WAITING)
+        )
+        if waiting:
+            # Back-pressure: while a run waits for the warehouse, new objects stay unlisted
+            # and join one bigger run later, instead of growing the queue every tick.
+            return dg.SensorResult(
+                skip_reason=f"{waiting} ingest run(s) still queued; new objects wait"
+            )
         client = s3.get_client()
         cursor = LandingCursor.load(context.cursor)
         dirs = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import duckdb
 import pytest
+from dagster._core.test_utils import create_run_for_test
 from dagster_aws.s3 import S3Resource
 
 from spotify_dagster.definitions import defs
@@ -24,6 +25,14 @@ def ingest(definitions: dg.Definitions, keys: list[str], instance: dg.DagsterIns
     return job.execute_in_process(
         run_config=run_config_for(keys), instance=instance, raise_on_error=False
     )
+
+
+def requested_keys(result: dg.SensorResult) -> list[str]:
+    return [
+        key
+        for request in result.run_requests
+        for key in request.run_config["ops"]["bronze_load"]["config"]["object_keys"]
+    ]
 
 
 def test_definitions_load_with_groups_checks_and_a_running_sensor(landing):
@@ -48,21 +57,13 @@ def test_sensor_requests_each_new_object_once(landing, instance):
 
     ctx = dg.build_sensor_context(instance=instance, resources={"s3": s3})
     result = sensor(ctx)
-    requested = [
-        k
-        for r in result.run_requests
-        for k in r.run_config["ops"]["bronze_load"]["config"]["object_keys"]
-    ]
+    requested = requested_keys(result)
     assert sorted(requested) == sorted(first)
 
     second = landing.land(1, 10, 5)[0]
     ctx = dg.build_sensor_context(instance=instance, cursor=result.cursor, resources={"s3": s3})
     result2 = sensor(ctx)
-    requested2 = [
-        k
-        for r in result2.run_requests
-        for k in r.run_config["ops"]["bronze_load"]["config"]["object_keys"]
-    ]
+    requested2 = requested_keys(result2)
     assert requested2 == [second]
 
     ctx = dg.build_sensor_context(instance=instance, cursor=result2.cursor, resources={"s3": s3})
@@ -158,3 +159,20 @@ def test_reconciliation_fails_and_blocks_dbt_when_rows_go_missing(landing, insta
     assert not result.success  # a blocking check failed: Silver and Gold were not built
     mats = {tuple(m.asset_key.path) for m in result.get_asset_materialization_events()}
     assert ("gold", "fct_plays") not in mats
+
+
+def test_sensor_waits_while_an_ingest_run_is_queued_then_batches_everything(landing, instance):
+    sensor = defs().resolve_sensor_def(SENSOR_NAME)
+    s3 = S3Resource(endpoint_url=landing.client.meta.endpoint_url, region_name="us-east-1")
+    keys = [landing.land(0, o, 5)[0] for o in (0, 5)]
+    queued = create_run_for_test(
+        instance, job_name=INGEST_JOB_NAME, status=dg.DagsterRunStatus.NOT_STARTED
+    )
+
+    held = sensor(dg.build_sensor_context(instance=instance, resources={"s3": s3}))
+    assert held.run_requests == [] and "queued" in held.skip_reason.skip_message
+
+    instance.report_run_canceled(queued)
+    keys.append(landing.land(0, 10, 5)[0])
+    ctx = dg.build_sensor_context(instance=instance, cursor=held.cursor, resources={"s3": s3})
+    assert requested_keys(sensor(ctx)) == keys  # nothing skipped while it waited

@@ -117,17 +117,6 @@ def committed(s: Settings, partitions: int) -> dict[int, int]:
     return {tp.partition: tp.offset for tp in tps}
 
 
-def end_offsets(s: Settings, partitions: int) -> dict[int, int]:
-    c = Consumer({"bootstrap.servers": s.bootstrap_servers, "group.id": s.group_id + "-probe"})
-    try:
-        return {
-            p: c.get_watermark_offsets(TopicPartition(s.topic, p), timeout=10)[1]
-            for p in range(partitions)
-        }
-    finally:
-        c.close()
-
-
 def wait_until(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.2) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():

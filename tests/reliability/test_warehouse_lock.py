@@ -76,7 +76,7 @@ def test_warehouse_locked_run_fails_clearly_and_next_attempt_recovers(
     figures = warehouse.assert_gold_exactly(set(simulated_ids(SEED, N_EVENTS)))
     report.update(
         figures,
-        failed_run_error=messages.splitlines()[0][:200],
+        failed_run_error=next(m for m in messages.split(" <- ") if "lock" in m.lower())[:300],
         runs={"failed": 1, "retried_ok": 1},
     )
 
