@@ -28,8 +28,22 @@ def build_dbt_project(env: Environment) -> DbtProject:
     # dbt reads its profile from the environment of the process that runs it.
     os.environ.update(dbt_environment(env))
     project = DbtProject(project_dir=DBT_PROJECT_DIR, target=env.dbt_target)
-    if using_dagster_dev() or not project.manifest_path.exists():
-        # `dagster dev` picks up model edits; a fresh clone has no manifest yet (~3 s).
+    if manifest_is_stale(project):
+        # A fresh clone has no manifest, and under `dagster dev` models change: parse
+        # then (~3 s), not on every load of the code location or every run.
         cli = DbtCliResource(project_dir=project, dbt_executable=dbt_executable())
         cli.cli(["parse", "--quiet"], target_path=project.target_path).wait()
     return project
+
+
+def manifest_is_stale(project: DbtProject) -> bool:
+    """True if the manifest is missing or older than any project file (in dev)."""
+    if not project.manifest_path.exists():
+        return True
+    if not using_dagster_dev():
+        return False  # deployments ship the manifest they were built with
+    built = project.manifest_path.stat().st_mtime
+    sources = [project.project_dir / "dbt_project.yml", project.project_dir / "profiles.yml"]
+    for folder in ("models", "macros", "tests", "seeds", "snapshots"):
+        sources += (project.project_dir / folder).rglob("*")
+    return any(p.is_file() and p.stat().st_mtime > built for p in sources)

@@ -93,3 +93,18 @@ def test_foreign_files_are_stepped_over_not_loaded(bucket):
 def test_cursor_rejects_an_unknown_version():
     with pytest.raises(ValueError, match="version"):
         LandingCursor.load('{"v": 99, "after": {}}')
+
+
+def test_a_restarted_local_stack_is_listed_from_its_first_offset(bucket):
+    """In-memory services restart at offset 0: the new generation's keys are new keys."""
+    client, name = bucket
+    old = [put(client, name, "raw/stack=20261125T060000Z", 0, o) for o in (0, 500, 1000)]
+    dirs = discover_partition_dirs(client, name, "raw")
+    seen, cursor = list_new_objects(client, name, dirs, LandingCursor(), limit=100)
+    assert [o.key for o in seen] == old
+
+    restarted = [put(client, name, "raw/stack=20261125T070000Z", 0, o) for o in (0, 500)]
+    dirs = discover_partition_dirs(client, name, "raw")
+    after_restart, _ = list_new_objects(client, name, dirs, cursor, limit=100)
+
+    assert [o.key for o in after_restart] == restarted  # none skipped, none listed twice
