@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, Message
 
 from streaming.lander import ConsumerStats, Lander
 from streaming.landing import ensure_bucket, make_s3_client
+from streaming.preflight import PreflightError, check_bucket, check_kafka
 from streaming.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,12 @@ def main(argv: list[str] | None = None) -> int:
         bucket=args.bucket,
         s3_endpoint_url=args.s3_endpoint,
     )
+    try:
+        check_kafka(settings.bootstrap_servers)
+        check_bucket(settings, must_exist=False)  # the consumer creates a missing bucket
+    except PreflightError as exc:
+        log.error("%s", exc)
+        return 2
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -19,6 +19,7 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streaming.preflight import PreflightError, check_kafka
 from streaming.settings import Settings
 from streaming.simulator import BLOCK, Simulator
 
@@ -187,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = _parse_args(argv)
     settings = Settings.from_env().with_(bootstrap_servers=args.bootstrap, topic=args.topic)
+    try:
+        check_kafka(settings.bootstrap_servers)
+    except PreflightError as exc:
+        log.error("%s", exc)
+        return 2
     if args.partitions:
         ensure_topic(settings.bootstrap_servers, settings.topic, args.partitions)
     stop = threading.Event()
