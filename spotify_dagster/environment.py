@@ -26,6 +26,7 @@ class Environment:
     duckdb_path: Path
     s3_endpoint_url: str | None
     s3_bucket: str
+    kafka_topic: str
     landing_root: str
     quarantine_root: str
     sensor_interval_s: int
@@ -45,6 +46,7 @@ class Environment:
             duckdb_path=duckdb_path.expanduser().resolve(),
             s3_endpoint_url=os.getenv("S3_ENDPOINT_URL") or None,
             s3_bucket=os.getenv("S3_BUCKET", "spotify-landing"),
+            kafka_topic=os.getenv("KAFKA_TOPIC", "plays"),
             # The sensor watches the roots; the consumer may write below them with a
             # longer prefix (the local stack adds a per-start "stack=<id>" level).
             landing_root=_root(os.getenv("LANDING_PREFIX", "raw")),

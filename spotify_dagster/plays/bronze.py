@@ -14,6 +14,7 @@ from ..environment import Environment
 from .bronze_duckdb import LoadResult, Reconciliation
 from .landing import LandingCursor, discover_partition_dirs, list_new_objects
 from .objects import download
+from .sources import LANDED_OBJECTS
 from .stores import bronze_store
 
 BRONZE_PLAYS = dg.AssetKey(["bronze", "plays"])
@@ -74,6 +75,7 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
         specs=[
             dg.AssetSpec(
                 BRONZE_PLAYS,
+                deps=[LANDED_OBJECTS],
                 group_name="bronze",
                 description="Every valid play event landed by the Kafka consumer, typed, with "
                 "its raw payload and its source object, partition and offset.",
@@ -86,6 +88,7 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
             ),
             dg.AssetSpec(
                 BRONZE_QUARANTINE,
+                deps=[LANDED_OBJECTS],
                 group_name="bronze",
                 description="Messages rejected by the consumer (not JSON, wrong types, bad "
                 "values, ...), with the original bytes and the reason.",

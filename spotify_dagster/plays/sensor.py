@@ -17,6 +17,7 @@ from dagster_aws.s3 import S3Resource
 from ..environment import Environment
 from .bronze import BRONZE_OP_NAME
 from .landing import LandedObject, LandingCursor, discover_partition_dirs, list_new_objects
+from .sources import LANDED_OBJECTS
 
 SENSOR_NAME = "landing_objects_sensor"
 INGEST_TAG = "spotify/ingest"
@@ -80,8 +81,17 @@ def build_landing_sensor(
                 len(dirs),
                 len(requests),
             )
+        observation = dg.AssetObservation(
+            asset_key=LANDED_OBJECTS,
+            metadata={
+                "new_objects": len(objects),
+                "new_bytes": sum(o.size for o in objects),
+                "partition_dirs": len(dirs),
+            },
+        )
         return dg.SensorResult(
             run_requests=requests,
+            asset_events=[observation] if objects else [],
             cursor=cursor.dump(),
             skip_reason=None
             if requests

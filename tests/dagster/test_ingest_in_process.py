@@ -39,7 +39,7 @@ def test_definitions_load_with_groups_checks_and_a_running_sensor(landing):
     d = defs()
     graph = d.resolve_asset_graph()
     groups = {k.path[0]: graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert set(groups.values()) == {"bronze", "silver", "gold"}
+    assert set(groups.values()) == {"landing", "bronze", "silver", "gold"}
     assert all(groups[schema] == schema for schema in groups)
     assert {"fct_plays", "dim_tracks", "rpt_plays_by_region"} <= {
         k.path[-1] for k in graph.get_all_asset_keys()
