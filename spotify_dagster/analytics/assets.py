@@ -13,6 +13,7 @@ from dagster_dbt import (
 )
 
 from ..environment import Environment
+from ..plays.stores import table_row_counts
 
 OWNERS = ["team:analytics"]
 
@@ -44,7 +45,25 @@ def build_dbt_assets(env: Environment, project: DbtProject) -> dg.AssetsDefiniti
         dagster_dbt_translator=translator,
         name="dbt_spotify_models",
     )
-    def dbt_spotify_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-        yield from dbt.cli(["build"], context=context).stream()
+    def dbt_spotify_models(
+        context: dg.AssetExecutionContext,
+        dbt: DbtCliResource,
+        warehouse: dg.ConfigurableResource,
+    ) -> Iterator[Any]:
+        # dbt holds the DuckDB file while it runs, so row counts are read once it is done
+        # and attached to each model's materialization (the UI plots them over time).
+        events = list(dbt.cli(["build"], context=context).stream())
+        tables = {
+            event.output_name: ".".join(context.asset_key_for_output(event.output_name).path)
+            for event in events
+            if isinstance(event, dg.Output)
+        }
+        counts = table_row_counts(warehouse, tables.values())
+        for event in events:
+            if isinstance(event, dg.Output) and tables[event.output_name] in counts:
+                event = event.with_metadata(
+                    {**event.metadata, "dagster/row_count": counts[tables[event.output_name]]}
+                )
+            yield event
 
     return dbt_spotify_models

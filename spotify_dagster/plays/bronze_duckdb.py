@@ -63,7 +63,9 @@ create table if not exists {LEDGER_TABLE} (
 # the same values as one json_extract_string per field, at about twice the rows per second
 # (bench/). Strings keep try_cast's semantics: a drifted type becomes NULL, not a failure.
 _FIELDS = "{" + ", ".join(f'"{name}": "VARCHAR"' for name in COLUMNS) + "}"
-_TYPED_SELECT = ",\n        ".join(f"try_cast(f.{name} as {kind}) as {name}" for name, kind in COLUMNS.items())
+_TYPED_SELECT = ",\n        ".join(
+    f"try_cast(f.{name} as {kind}) as {name}" for name, kind in COLUMNS.items()
+)
 
 
 @dataclass(frozen=True)
@@ -300,10 +302,15 @@ def reconcile(conn: Any) -> Reconciliation:
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 
 
-def newest_event_ts(conn: Any, table: str) -> datetime | None:
-    if not _TABLE_NAME.match(table):  # identifiers cannot be bound as parameters
+def checked(table: str) -> str:
+    """``table`` if it is a plain ``schema.table`` name (identifiers cannot be bound)."""
+    if not _TABLE_NAME.match(table):
         raise ValueError(f"not a schema.table name: {table!r}")
+    return table
+
+
+def newest_event_ts(conn: Any, table: str) -> datetime | None:
     try:
-        return conn.execute(f"select max(event_ts) from {table}").fetchone()[0]
+        return conn.execute(f"select max(event_ts) from {checked(table)}").fetchone()[0]
     except duckdb.CatalogException:
         return None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -96,4 +96,25 @@ def bronze_store(resource: Any) -> BronzeStore:
     """The store matching the configured warehouse resource."""
     if isinstance(resource, DuckDBResource):
         return DuckDBBronzeStore(resource)
+    # Imported only here: dagster_snowflake takes ~10 s to import, which local runs skip.
+    from dagster_snowflake import SnowflakeResource
+
+    if isinstance(resource, SnowflakeResource):
+        from .bronze_snowflake import SnowflakeBronzeStore
+
+        return SnowflakeBronzeStore(resource)
     raise TypeError(f"no Bronze store for warehouse resource {type(resource).__name__}")
+
+
+def table_row_counts(resource: Any, tables: Iterable[str]) -> dict[str, int]:
+    """Row counts of ``schema.table`` names (tables that do not exist are left out)."""
+    if not isinstance(resource, DuckDBResource):
+        return {}
+    counts: dict[str, int] = {}
+    with DuckDBBronzeStore(resource)._connect() as conn:
+        for table in tables:
+            try:
+                counts[table] = bronze_duckdb.table_stats(conn, bronze_duckdb.checked(table))
+            except duckdb.CatalogException:
+                continue
+    return counts

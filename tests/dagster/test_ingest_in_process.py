@@ -88,6 +88,11 @@ def test_bronze_silver_gold_materialise_and_dbt_checks_pass(landing, instance):
     assert scalar(wh, "select count(*) from gold.fct_plays") == 1000
     assert scalar(wh, "select sum(play_count) from gold.rpt_plays_by_region") == 1000
     assert scalar(wh, "select count(distinct event_id) from gold.fct_plays") == len(set(ids))
+    rows = {
+        tuple(m.asset_key.path): m.materialization.metadata.get("dagster/row_count")
+        for m in result.get_asset_materialization_events()
+    }
+    assert rows[("gold", "fct_plays")].value == 1000  # counted after dbt released the file
 
 
 def test_rerun_of_the_same_objects_loads_nothing_twice(landing, instance):
