@@ -102,9 +102,21 @@ def event_ids(values: list[bytes]) -> list[str]:
     return [orjson.loads(v)["event_id"] for v in values]
 
 
-def simulated_ids(seed: int, count: int) -> list[str]:
-    """The event_ids a ``Simulator(seed, **SIM_SIZES)`` produces first: same seed, same ids."""
-    return event_ids(Simulator(seed, **SIM_SIZES).batch(count))
+class RecordingSimulator(Simulator):
+    """The real simulator, remembering the event_id of every event it hands out.
+
+    Needed because a seed alone does not pin the ids: ``batch(n)`` draws per call, and
+    the producer's rate pacing calls it with timing-dependent sizes.
+    """
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed, **SIM_SIZES)
+        self.ids: list[str] = []
+
+    def batch(self, n: int) -> list[bytes]:
+        values = super().batch(n)
+        self.ids.extend(event_ids(values))
+        return values
 
 
 def committed(s: Settings, partitions: int) -> dict[int, int]:
@@ -235,10 +247,15 @@ class Warehouse:
         )
         gold = {r[0] for r in self.query("select cast(event_id as varchar) from gold.fct_plays")}
         lost, unexpected = produced - gold, gold - produced
-        assert not lost, f"{len(lost)} produced events missing from Gold, e.g. {sorted(lost)[:3]}"
+        (bronze, bronze_ids), *_ = self.query(
+            "select count(*), count(distinct event_id) from bronze.plays"
+        )
+        assert not lost, (
+            f"{len(lost)} produced events missing from Gold, e.g. {sorted(lost)[:3]} "
+            f"(bronze: {bronze} rows, {bronze_ids} distinct ids)"
+        )
         assert not unexpected, f"{len(unexpected)} unexpected ids in Gold: {sorted(unexpected)[:3]}"
         assert total == distinct == len(produced), (total, distinct, len(produced))
-        (bronze,), *_ = self.query("select count(*) from bronze.plays")
         return {
             "events": len(produced),
             "gold_rows": total,

@@ -13,9 +13,8 @@ import pytest
 
 from streaming.consumer import run_consumer
 from streaming.producer import ensure_topic, produce
-from streaming.simulator import Simulator
 
-from .conftest import SIM_SIZES, Warehouse, make_settings, simulated_ids
+from .conftest import RecordingSimulator, Warehouse, make_settings
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration, pytest.mark.timeout(150)]
 
@@ -40,7 +39,8 @@ def test_warehouse_locked_run_fails_clearly_and_next_attempt_recovers(
 ) -> None:
     s = make_settings(kafka_bootstrap, s3_endpoint, "lock")
     ensure_topic(s.bootstrap_servers, s.topic, 3)
-    stats = produce(s, N_EVENTS, simulator=Simulator(SEED, **SIM_SIZES))
+    sim = RecordingSimulator(SEED)
+    stats = produce(s, N_EVENTS, simulator=sim)
     assert (stats.delivered, stats.failed) == (N_EVENTS, 0)
     run_consumer(s, threading.Event(), idle_exit_s=1.5)
     # DuckDBResource retries duckdb.connect 10 times with 0.1 s doubling delays (~102 s),
@@ -73,7 +73,7 @@ def test_warehouse_locked_run_fails_clearly_and_next_attempt_recovers(
     assert recovered.success
     assert warehouse.ingest_all() == []  # nothing else to do: the retry is not repeated
 
-    figures = warehouse.assert_gold_exactly(set(simulated_ids(SEED, N_EVENTS)))
+    figures = warehouse.assert_gold_exactly(set(sim.ids))
     report.update(
         figures,
         failed_run_error=next(m for m in messages.split(" <- ") if "lock" in m.lower())[:300],

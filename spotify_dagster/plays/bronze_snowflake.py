@@ -1,0 +1,473 @@
+"""Bronze on Snowflake: landed NDJSON objects -> ``bronze.plays`` / ``bronze.quarantine``.
+
+The asset has already downloaded the objects to local files (MinIO is not reachable from
+Snowflake, so there is no external stage). A load:
+
+1. ``PUT``s each file to the internal stage ``bronze.landing_stage`` under its object key
+   (outside the transaction: PUT is a file upload, not DML);
+2. in ONE transaction: ``COPY INTO bronze.landing_lines`` (file name + raw line), typed
+   rows into ``bronze.plays``/``bronze.quarantine``, the ledger rows into
+   ``bronze.loaded_objects``, and the staged lines deleted; then COMMIT.
+
+Idempotent twice over: the ledger filters objects already loaded, and because each file is
+staged at its object key, Snowflake's load history for ``bronze.landing_lines`` makes COPY
+skip a file it loaded before (unless FORCE). ``landing_lines`` is emptied with DELETE, never
+TRUNCATE, because TRUNCATE also erases that load history.
+
+``SNOWFLAKE_BRONZE_LOAD=insert`` replaces PUT + COPY by parameterised multi-row INSERTs of
+the same lines (``parse_json`` of bound strings). It exists because fakesnow cannot run
+``COPY ... FROM (SELECT METADATA$FILENAME, $1 FROM @stage)``; the rest of the load is the
+same SQL in both modes. Identifiers are constants here; data is always bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import logging
+import os
+import re
+import shutil
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from streaming.schema import COLUMNS
+
+from .bronze_duckdb import PREVIEW_COLUMNS, LoadResult, Reconciliation
+from .objects import LocalObject, corruption, sample_b64
+
+log = logging.getLogger(__name__)
+
+PLAYS_TABLE = "bronze.plays"
+QUARANTINE_TABLE = "bronze.quarantine"
+LEDGER_TABLE = "bronze.loaded_objects"
+LINES_TABLE = "bronze.landing_lines"
+STAGE = "bronze.landing_stage"
+
+LOAD_MODES = ("copy", "insert")
+# Insert mode binds lines client-side into the statement text: at most this many lines or
+# bytes per INSERT keeps it well below Snowflake's 1 MB statement limit.
+INSERT_CHUNK_ROWS = 1000
+INSERT_CHUNK_BYTES = 512 * 1024
+IN_LIST_CHUNK = 1000
+
+_SNOWFLAKE_TYPES = {
+    "VARCHAR": "varchar",
+    "INTEGER": "integer",
+    "BIGINT": "bigint",
+    "TIMESTAMPTZ": "timestamp_tz",
+    "BOOLEAN": "boolean",
+}
+_TYPED_COLUMNS = ",\n    ".join(f"{n} {_SNOWFLAKE_TYPES[k]}" for n, k in COLUMNS.items())
+
+DDL = (
+    "create schema if not exists bronze",
+    f"""create table if not exists {PLAYS_TABLE} (
+    {_TYPED_COLUMNS},
+    payload variant,
+    source_key varchar not null,
+    kafka_topic varchar not null,
+    kafka_partition integer not null,
+    kafka_offset bigint not null,
+    loaded_at timestamp_tz not null,
+    load_id varchar not null
+)""",
+    f"""create table if not exists {QUARANTINE_TABLE} (
+    source_key varchar not null,
+    kafka_topic varchar not null,
+    kafka_partition integer not null,
+    kafka_offset bigint not null,
+    reason varchar not null,
+    detail varchar,
+    payload_b64 varchar,
+    quarantined_at timestamp_tz not null,
+    load_id varchar not null
+)""",
+    f"""create table if not exists {LEDGER_TABLE} (
+    object_key varchar primary key,
+    kind varchar not null,
+    etag varchar,
+    size_bytes bigint not null,
+    line_count bigint,
+    row_count bigint not null,
+    loaded_at timestamp_tz not null,
+    load_id varchar not null
+)""",
+    # Transient: a staging area needs no Fail-safe; empty between loads.
+    f"create transient table if not exists {LINES_TABLE} (file_name varchar, line variant)",
+    f"create stage if not exists {STAGE} file_format = (type = json)",
+)
+
+# Typed fields: TRY_CAST of the string form, so a drifted value is NULL (as on DuckDB).
+_TYPED_SELECT = ",\n        ".join(
+    f"try_cast(l.line:event:{n}::varchar as {_SNOWFLAKE_TYPES[k]})" for n, k in COLUMNS.items()
+)
+_INSERT_PLAYS = f"""
+insert into {PLAYS_TABLE}
+select
+        {_TYPED_SELECT},
+        l.line:event,
+        l.file_name,
+        f.topic,
+        l.line:partition::integer,
+        l.line['offset']::bigint,
+        current_timestamp(),
+        %s
+from {LINES_TABLE} as l
+inner join (select column1 as file_name, column2 as topic from values {{files}}) as f
+    on l.file_name = f.file_name
+"""
+_INSERT_QUARANTINE = f"""
+insert into {QUARANTINE_TABLE}
+select
+        l.file_name,
+        f.topic,
+        l.line:partition::integer,
+        l.line['offset']::bigint,
+        l.line:reason::varchar,
+        l.line:detail::varchar,
+        l.line:payload_b64::varchar,
+        current_timestamp(),
+        %s
+from {LINES_TABLE} as l
+inner join (select column1 as file_name, column2 as topic from values {{files}}) as f
+    on l.file_name = f.file_name
+"""
+# In real Snowflake METADATA$FILENAME is the path relative to the stage: the object key.
+_COPY = f"""
+copy into {LINES_TABLE} (file_name, line)
+from (select metadata$filename, $1 from @{STAGE})
+files = ({{files}})
+file_format = (type = json)
+on_error = abort_statement
+"""
+
+
+def load_mode() -> str:
+    mode = os.getenv("SNOWFLAKE_BRONZE_LOAD", "copy").strip().lower()
+    if mode not in LOAD_MODES:
+        raise ValueError(f"SNOWFLAKE_BRONZE_LOAD must be one of {LOAD_MODES}, got {mode!r}")
+    return mode
+
+
+def ensure_tables(cur: Any) -> None:
+    # DDL commits implicitly in Snowflake, so it runs before (never inside) a load.
+    for statement in DDL:
+        cur.execute(statement)
+
+
+def already_loaded(cur: Any, keys: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(list(keys), IN_LIST_CHUNK):
+        cur.execute(f"select object_key from {LEDGER_TABLE} where object_key in (%s)", (chunk,))
+        found.update(r[0] for r in cur.fetchall())
+    return found
+
+
+def load(
+    cur: Any,
+    objects: Sequence[LocalObject],
+    load_id: str,
+    corrupt: Mapping[str, str] | None = None,
+    mode: str = "copy",
+    workdir: Path | None = None,
+) -> LoadResult:
+    """Rows and ledger entries of the objects not loaded yet, in one transaction.
+
+    ``corrupt`` maps unreadable objects to the reason: each becomes one quarantine row and
+    a ledger entry (kind ``corrupt``), so it is not retried.
+    """
+    corrupt = corrupt or {}
+    pending = already_loaded(cur, [o.key for o in objects])
+    readable = [o for o in objects if o.key not in pending and o.key not in corrupt]
+    if mode == "copy" and readable:
+        _put(cur, readable, workdir or readable[0].path.parent)
+    cur.execute("begin")
+    try:
+        done = already_loaded(cur, [o.key for o in objects])
+        todo = [o for o in objects if o.key not in done]
+        readable = [o for o in todo if o.key not in corrupt]
+        if mode == "copy":
+            _copy(cur, readable)
+        else:
+            _insert_lines(cur, readable)
+        counts = _staged_counts(cur, [o.key for o in readable])
+        _insert_rows(cur, _INSERT_PLAYS, [o for o in readable if o.kind == "plays"], load_id)
+        _insert_rows(cur, _INSERT_QUARANTINE, [o for o in readable if o.kind != "plays"], load_id)
+        bad = [o for o in todo if o.key in corrupt]
+        _quarantine_corrupt(cur, bad, corrupt, load_id)
+        counts.update({o.key: 1 for o in bad})
+        _insert_ledger(cur, todo, corrupt, counts, load_id)
+        preview = _preview(cur, load_id) if any(o.kind == "plays" for o in readable) else []
+        for chunk in _chunks([o.key for o in readable], IN_LIST_CHUNK):
+            cur.execute(f"delete from {LINES_TABLE} where file_name in (%s)", (chunk,))
+        cur.execute("commit")
+    except BaseException:
+        cur.execute("rollback")
+        raise
+    plays = sum(counts.get(o.key, 0) for o in readable if o.kind == "plays")
+    quarantined = sum(counts.get(o.key, 0) for o in readable if o.kind != "plays") + len(bad)
+    return LoadResult(len(todo), len(objects) - len(todo), plays, quarantined, preview)
+
+
+def _put(cur: Any, objects: Sequence[LocalObject], workdir: Path) -> None:
+    """Stage each file at its object key: one PUT per key directory (parallel uploads)."""
+    root = workdir / "stage"
+    dirs: set[str] = set()
+    for o in objects:
+        target = (root / o.key).resolve()
+        if not target.is_relative_to(root.resolve()):  # keys come from parse_key; belt and braces
+            raise ValueError(f"object key escapes the staging directory: {o.key!r}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            _link_or_copy(o.path, target)
+        dirs.add(o.key.rsplit("/", 1)[0])
+    for d in sorted(dirs):
+        local = _quote((root / d).as_posix()) + "/*.ndjson.gz"
+        cur.execute(
+            f"put 'file://{local}' @{STAGE}/{_quote(d)}/ auto_compress = false overwrite = true"
+        )
+
+
+def _insert_rows(cur: Any, sql: str, objects: Sequence[LocalObject], load_id: str) -> None:
+    """Staged lines of ``objects`` -> ``sql``'s table; the key -> topic map is bound."""
+    for chunk in _chunks(list(objects), IN_LIST_CHUNK):
+        files = ", ".join(["(%s, %s)"] * len(chunk))
+        cur.execute(
+            sql.format(files=files), [load_id, *(v for o in chunk for v in (o.key, o.topic))]
+        )
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def _quote(path: str) -> str:
+    """A path fit for PUT's quoted file URI and stage path (PUT takes no bind parameters)."""
+    if any(c in path for c in "'\\\n\r;"):
+        raise ValueError(f"unexpected characters in staging path {path!r}")
+    return path
+
+
+def _copy(cur: Any, objects: Sequence[LocalObject]) -> None:
+    # FILES takes at most 1,000 names per COPY (SENSOR_MAX_OBJECTS_PER_RUN defaults to 500).
+    for chunk in _chunks([o.key for o in objects], 1000):
+        cur.execute(_COPY.format(files=", ".join(["%s"] * len(chunk))), tuple(chunk))
+        skipped = [r[0] for r in cur.fetchall() if str(r[1]).upper() == "LOAD_SKIPPED"]
+        if skipped:
+            # Load history says these were loaded into landing_lines before, yet the ledger
+            # does not list them: only a manual ledger edit does that. Reload with FORCE.
+            log.warning("COPY skipped files already in Snowflake's load history: %s", skipped)
+
+
+def _insert_lines(cur: Any, objects: Sequence[LocalObject]) -> None:
+    """Insert mode: the files' lines as bound strings, parsed by Snowflake (fakesnow path)."""
+    for o in objects:
+        lines = [line for line in _read_lines(o) if line.strip()]
+        for chunk in _chunks_by_size(lines, INSERT_CHUNK_BYTES, INSERT_CHUNK_ROWS):
+            values = ", ".join(["(%s, %s)"] * len(chunk))
+            params = [v for line in chunk for v in (o.key, line)]
+            cur.execute(
+                f"insert into {LINES_TABLE} (file_name, line) "
+                f"select column1, parse_json(column2) from values {values}",
+                params,
+            )
+
+
+def _read_lines(obj: LocalObject) -> list[str]:
+    try:
+        return gzip.decompress(obj.path.read_bytes()).decode("utf-8").splitlines()
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise CorruptObjectError(f"{obj.key}: {exc}") from exc
+
+
+class CorruptObjectError(Exception):
+    """A landed object could not be read (raised before Snowflake sees it)."""
+
+
+def _staged_counts(cur: Any, keys: Sequence[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for chunk in _chunks(list(keys), IN_LIST_CHUNK):
+        cur.execute(
+            f"select file_name, count(*) from {LINES_TABLE} where file_name in (%s) group by 1",
+            (chunk,),
+        )
+        counts.update({r[0]: int(r[1]) for r in cur.fetchall()})
+    return counts
+
+
+def _quarantine_corrupt(
+    cur: Any, objects: Sequence[LocalObject], reasons: Mapping[str, str], load_id: str
+) -> None:
+    for o in objects:
+        cur.execute(
+            f"insert into {QUARANTINE_TABLE} select %s, %s, %s, %s, 'corrupt_object', %s, %s, "
+            "current_timestamp(), %s",
+            (o.key, o.topic, o.partition, o.start_offset, reasons[o.key], sample_b64(o), load_id),
+        )
+
+
+def _insert_ledger(
+    cur: Any,
+    objects: Sequence[LocalObject],
+    corrupt: Mapping[str, str],
+    counts: Mapping[str, int],
+    load_id: str,
+) -> None:
+    rows = [
+        (
+            o.key,
+            "corrupt" if o.key in corrupt else o.kind,
+            o.etag,
+            o.size,
+            o.expected_lines,
+            counts.get(o.key, 0),
+        )
+        for o in objects
+    ]
+    for chunk in _chunks(rows, 200):
+        values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
+        cur.execute(
+            f"insert into {LEDGER_TABLE} select column1, column2, column3, column4, "
+            f"column5, column6, current_timestamp(), %s from values {values}",
+            [load_id, *(v for row in chunk for v in row)],
+        )
+
+
+def _preview(cur: Any, load_id: str, limit: int = 5) -> list[dict[str, Any]]:
+    cols = ", ".join(PREVIEW_COLUMNS)
+    cur.execute(
+        f"select {cols} from {PLAYS_TABLE} where load_id = %s limit {int(limit)}", (load_id,)
+    )
+    return [dict(zip(PREVIEW_COLUMNS, row, strict=True)) for row in cur.fetchall()]
+
+
+def table_stats(cur: Any, table: str) -> int:
+    cur.execute(f"select count(*) from {_table(table)}")
+    return int(cur.fetchone()[0])
+
+
+def reconcile(cur: Any) -> Reconciliation:
+    """Compare the ledger's line counts with table rows (objects without a count excluded)."""
+    cur.execute(
+        f"""
+        select
+            coalesce(sum(case when kind = 'plays' then line_count end), 0),
+            coalesce(sum(case when kind = 'plays' and line_count is null then row_count end), 0),
+            coalesce(sum(case when kind = 'quarantine' then line_count end), 0),
+            coalesce(
+                sum(case when kind <> 'plays' and line_count is null then row_count end), 0
+            ),
+            coalesce(
+                sum(case when line_count is not null and line_count <> row_count then 1 end), 0
+            )
+        from {LEDGER_TABLE}
+        """
+    )
+    ledger = cur.fetchone()
+    return Reconciliation(
+        expected_plays=int(ledger[0]) + int(ledger[1]),
+        plays_rows=table_stats(cur, PLAYS_TABLE),
+        expected_quarantine=int(ledger[2]) + int(ledger[3]),
+        quarantine_rows=table_stats(cur, QUARANTINE_TABLE),
+        objects_mismatched=int(ledger[4]),
+    )
+
+
+_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+
+
+def _table(table: str) -> str:
+    if not _TABLE_NAME.match(table):  # identifiers cannot be bound as parameters
+        raise ValueError(f"not a schema.table name: {table!r}")
+    return table
+
+
+def newest_event_ts(cur: Any, table: str, missing_errors: tuple[type, ...]) -> datetime | None:
+    try:
+        cur.execute(f"select max(event_ts) from {_table(table)}")
+    except missing_errors:
+        return None
+    newest = cur.fetchone()[0]
+    if isinstance(newest, datetime) and newest.tzinfo is None:
+        newest = newest.replace(tzinfo=UTC)  # TIMESTAMP_NTZ: the project stores UTC
+    return newest
+
+
+def _chunks_by_size(lines: list[str], max_bytes: int, max_rows: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        if chunk and (size + len(line) > max_bytes or len(chunk) >= max_rows):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(line)
+        size += len(line)
+    if chunk:
+        yield chunk
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class SnowflakeBronzeStore:
+    """``BronzeStore`` on a dagster-snowflake ``SnowflakeResource``."""
+
+    def __init__(self, resource: Any) -> None:
+        self._resource = resource
+
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        # The resource does not close its connection when the body raises; this does.
+        with self._resource.get_connection() as conn:
+            try:
+                yield conn.cursor()
+            finally:
+                conn.close()
+
+    def already_loaded(self, keys: Sequence[str]) -> set[str]:
+        with self._cursor() as cur:
+            ensure_tables(cur)
+            return already_loaded(cur, keys)
+
+    def load(self, objects: Sequence[LocalObject], load_id: str) -> LoadResult:
+        import snowflake.connector.errors as sf_errors
+
+        mode = load_mode()
+        with self._cursor() as cur:
+            ensure_tables(cur)
+            try:
+                return load(cur, objects, load_id, mode=mode)
+            except (sf_errors.Error, CorruptObjectError):
+                # As on DuckDB: find the unreadable objects only after a bulk load failed,
+                # quarantine them with the reason, and load the rest.
+                corrupt = {o.key: why for o in objects if (why := corruption(o))}
+                if not corrupt:
+                    raise
+                log.warning("quarantining %d unreadable objects: %s", len(corrupt), corrupt)
+                return load(cur, objects, load_id, corrupt, mode=mode)
+
+    def row_counts(self) -> dict[str, int]:
+        with self._cursor() as cur:
+            return {
+                "plays": table_stats(cur, PLAYS_TABLE),
+                "quarantine": table_stats(cur, QUARANTINE_TABLE),
+            }
+
+    def reconcile(self) -> Reconciliation:
+        with self._cursor() as cur:
+            return reconcile(cur)
+
+    def newest_event_ts(self, table: str) -> datetime | None:
+        import snowflake.connector.errors as sf_errors
+
+        with self._cursor() as cur:
+            return newest_event_ts(cur, table, (sf_errors.ProgrammingError,))

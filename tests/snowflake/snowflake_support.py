@@ -1,0 +1,77 @@
+"""Helpers for the Snowflake tests: the fakesnow endpoint and landed objects on disk."""
+
+from __future__ import annotations
+
+import gzip
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spotify_dagster.plays.objects import LocalObject
+from streaming.batching import raw_line
+from streaming.keys import object_key, parse_key
+from streaming.schema import validate
+from streaming.simulator import Simulator
+
+
+@dataclass(frozen=True)
+class FakeSnowflake:
+    host: str
+    port: int
+
+    def env(self, database: str) -> dict[str, str]:
+        """The SNOWFLAKE_* settings of the dbt profile and the Dagster resource."""
+        return {
+            "SNOWFLAKE_ACCOUNT": "fakesnow",
+            "SNOWFLAKE_USER": "fake",
+            "SNOWFLAKE_PASSWORD": "snow",
+            "SNOWFLAKE_DATABASE": database,
+            "SNOWFLAKE_HOST": self.host,
+            "SNOWFLAKE_PORT": str(self.port),
+            "SNOWFLAKE_PROTOCOL": "http",
+        }
+
+    def connect(self, database: str) -> Any:
+        import snowflake.connector
+
+        return snowflake.connector.connect(
+            account="fakesnow",
+            user="fake",
+            password="snow",
+            database=database,
+            host=self.host,
+            port=self.port,
+            protocol="http",
+        )
+
+
+def write_object(directory: Path, key: str, lines: list[bytes], kind: str = "plays") -> LocalObject:
+    """A landed object as ``objects.download`` leaves it on disk."""
+    _, topic, partition, offset = parse_key(key)
+    path = directory / f"{uuid.uuid4().hex}.ndjson.gz"
+    body = gzip.compress(b"".join(lines))
+    path.write_bytes(body)
+    return LocalObject(
+        key=key,
+        kind=kind,
+        topic=topic,
+        partition=partition,
+        start_offset=offset,
+        path=path,
+        etag=uuid.uuid4().hex,
+        size=len(body),
+        expected_lines=len(lines),
+    )
+
+
+def play_lines(sim: Simulator, partition: int, offset: int, count: int) -> list[bytes]:
+    values = sim.batch(count)
+    return [raw_line(partition, offset + i, v, validate(v)) for i, v in enumerate(values)]
+
+
+def play_object(
+    directory: Path, sim: Simulator, partition: int, offset: int, count: int
+) -> LocalObject:
+    key = object_key("raw", "plays", partition, offset)
+    return write_object(directory, key, play_lines(sim, partition, offset, count))
