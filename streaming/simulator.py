@@ -75,6 +75,11 @@ class Simulator:
         self._clock = clock
         # Separate stream from the catalog's so catalog size changes do not shift plays.
         self._rng = np.random.default_rng([seed, 1])
+        # Jitter has its own stream so the clock never shifts the sampled sequence.
+        self._jitter_rng = np.random.default_rng([seed, 2])
+        # Plays are sampled in fixed blocks of BLOCK and handed out from this buffer, so
+        # the sequence for a seed is the same whatever sizes callers ask for.
+        self._pending: list[tuple] = []
         c = self.catalog
         self._user_cdf = catalog.zipf_cdf(len(c.users), exponent=0.9, rng=self._rng)
         self._track_cdf = catalog.zipf_cdf(len(c.tracks), exponent=1.1, rng=self._rng)
@@ -94,28 +99,33 @@ class Simulator:
             yield from block
 
     def batch(self, n: int) -> list[bytes]:
-        """Return ``n`` serialized events sampled in one vectorised pass."""
+        """Return the next ``n`` serialized events, stamped with the clock's time now."""
         if n <= 0:
             return []
+        while len(self._pending) < n:
+            self._pending.extend(self._sample(BLOCK))
+        rows, self._pending = self._pending[:n], self._pending[n:]
+        timestamps = self._timestamps(n)
+        return [_TEMPLATE % (*row[:6], timestamps[i], *row[6:]) for i, row in enumerate(rows)]
+
+    def _sample(self, n: int) -> list[tuple]:
+        """Sample ``n`` plays in one vectorised pass: every field but the timestamp."""
         rng = self._rng
         users = np.searchsorted(self._user_cdf, rng.random(n), side="right").tolist()
         tracks = np.searchsorted(self._track_cdf, rng.random(n), side="right")
         played = self._ms_played(self.catalog.track_duration[tracks]).tolist()
         event_ids = uuid4_block(rng, n)
-        timestamps = self._timestamps(n)
         sessions = self._sessions(users)
         c = self.catalog
         tracks_l = tracks.tolist()
         return [
-            _TEMPLATE
-            % (
+            (
                 event_ids[i],
                 c.user_id[u],
-                sessions[i],
+                sessions[i][0],
                 c.track_frag[t],
                 c.user_geo_frag[u],
-                self._session_device[u],
-                timestamps[i],
+                sessions[i][1],
                 c.duration_frag[t],
                 played[i],
                 b"true" if played[i] < SKIP_THRESHOLD_MS else b"false",
@@ -141,7 +151,7 @@ class Simulator:
         """Clock reading minus 0..1 s of jitter, formatted once per distinct millisecond."""
         now = self._clock()
         base_ms = int(now.timestamp() * 1000)
-        jitter = self._rng.integers(0, MAX_JITTER_MS, size=n)
+        jitter = self._jitter_rng.integers(0, MAX_JITTER_MS, size=n)
         epoch = datetime(1970, 1, 1, tzinfo=UTC)
         if len(self._ts_cache) > 4 * MAX_JITTER_MS:
             self._ts_cache.clear()
@@ -155,8 +165,8 @@ class Simulator:
             out.append(s)
         return out
 
-    def _sessions(self, users: list[int]) -> list[bytes]:
-        """Session id per play: a user's plays share one until its sampled length runs out."""
+    def _sessions(self, users: list[int]) -> list[tuple[bytes, bytes]]:
+        """(session id, device) per play: a user's plays share them until the session ends."""
         rng = self._rng
         n = len(users)
         # Upper bound on sessions opened in this block: at most one per play.
@@ -174,5 +184,5 @@ class Simulator:
                 device[u] = device_frags[devices[k]]
                 k += 1
             left[u] -= 1
-            out.append(session[u])  # type: ignore[arg-type]
+            out.append((session[u], device[u]))  # type: ignore[arg-type]
         return out
