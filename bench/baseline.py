@@ -25,16 +25,14 @@ from streaming.schema import COLUMNS, DEVICE_TYPES, format_ts
 
 _REGIONS = ("NA", "EU", "LATAM", "APAC")
 _GENRES = ("pop", "rock", "hip-hop", "jazz", "classical", "electronic")
-INSERT_SQL = (
-    f"insert into plays values ({', '.join('?' for _ in COLUMNS)})"  # noqa: S608 - constant
-)
+INSERT_SQL = f"insert into plays values ({', '.join('?' for _ in COLUMNS)})"
 DDL = "create table if not exists plays (" + ", ".join(f"{k} {v}" for k, v in COLUMNS.items()) + ")"
 
 
 def faker_event(fake: Faker) -> str:
     """One play event built field by field with Faker, as the tutorial did."""
-    duration = random.randint(60_000, 400_000)  # noqa: S311 - not crypto
-    played = random.randint(0, duration)  # noqa: S311
+    duration = random.randint(60_000, 400_000)
+    played = random.randint(0, duration)
     return json.dumps(
         {
             "event_id": str(uuid.uuid4()),
@@ -46,10 +44,10 @@ def faker_event(fake: Faker) -> str:
             "artist_id": fake.bothify("a######"),
             "artist": fake.name(),
             "album": fake.bs(),
-            "genre": random.choice(_GENRES),  # noqa: S311
-            "region": random.choice(_REGIONS),  # noqa: S311
+            "genre": random.choice(_GENRES),
+            "region": random.choice(_REGIONS),
             "country": fake.country_code(),
-            "device_type": random.choice(DEVICE_TYPES),  # noqa: S311
+            "device_type": random.choice(DEVICE_TYPES),
             "event_ts": format_ts(datetime.now(UTC)),
             "duration_ms": duration,
             "ms_played": played,

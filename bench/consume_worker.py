@@ -16,16 +16,26 @@ from streaming import consumer
 from streaming.lander import Lander
 from streaming.settings import Settings
 
-marks = {"first": 0.0, "last": 0.0}
+marks = {"first": 0.0, "last": 0.0, "cpu_first": 0.0}
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _start() -> None:
+    if not marks["first"]:
+        marks["first"], marks["cpu_first"] = time.time(), _cpu()
 
 
 class TimedLander(Lander):
     def add(self, msg, now=None):  # type: ignore[no-untyped-def]
-        marks["first"] = marks["first"] or time.time()
+        _start()
         super().add(msg, now)
 
     def add_batch(self, msgs, now=None):  # type: ignore[no-untyped-def]
-        marks["first"] = marks["first"] or time.time()
+        _start()
         super().add_batch(msgs, now)
 
     def _land(self, batch, attempts):  # type: ignore[no-untyped-def]
@@ -38,14 +48,13 @@ def main() -> int:
     consumer.Lander = TimedLander  # type: ignore[misc]
     idle = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
     stats = consumer.run_consumer(Settings.from_env(), threading.Event(), idle_exit_s=idle)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
     out = {
         "messages": stats.messages,
         "landed": stats.events_landed,
         "objects": stats.objects,
         "first": marks["first"],
         "last": marks["last"],
-        "cpu": usage.ru_utime + usage.ru_stime,
+        "cpu": _cpu() - marks["cpu_first"],
     }
     sys.stdout.write(json.dumps(out) + "\n")
     return 0

@@ -79,6 +79,26 @@ def test_rejects_wrong_types(changes: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
+    "event_id",
+    [
+        "5AE722CA-A45F-48B2-AADD-B21C4D1BCE93",
+        "5ae722caa45f48b2aaddb21c4d1bce93",
+        "{5ae722ca-a45f-48b2-aadd-b21c4d1bce93}",
+    ],
+)
+def test_accepts_every_uuid_spelling_not_only_the_canonical_one(event_id: str) -> None:
+    # The canonical form takes a regex fast path; the others must still pass via uuid.UUID.
+    assert validate(_with(event_id=event_id), now=NOW)["event_id"] == event_id
+
+
+@pytest.mark.parametrize(
+    "event_id", ["5ae722ca-a45f-48b2-aadd-b21c4d1bce9", "5ae722ca-a45f-48b2-aadd-b21c4d1bce93\n"]
+)
+def test_rejects_near_miss_uuids(event_id: str) -> None:
+    assert _reason(_with(event_id=event_id)) == "wrong_type"
+
+
+@pytest.mark.parametrize(
     "changes",
     [
         {"duration_ms": 0},

@@ -1,0 +1,161 @@
+"""Stage 5: one sensor tick finding 10 new objects over N old ones vs over 100 old ones.
+
+Evaluates the real ``landing_objects_sensor`` against a moto S3 server, its cursor
+positioned after the old objects (as after earlier ticks). The baseline tick is the
+tutorial's: list the whole bucket and diff against the keys already loaded.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import time
+import uuid
+from typing import Any
+
+import boto3
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from spotify_dagster.environment import Environment
+from spotify_dagster.plays.bronze import build_bronze_assets
+from spotify_dagster.plays.jobs import build_ingest_job
+from spotify_dagster.plays.landing import LandingCursor
+from spotify_dagster.plays.sensor import build_landing_sensor
+from streaming.keys import object_key
+
+from .common import Row, median
+
+TARGET_RATIO = 2.0
+PARTITIONS = 3
+NEW = 10
+PUT_THREADS = 32
+BODY = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+
+
+def _put_many(client: Any, bucket: str, keys: list[str]) -> float:
+    """PUT tiny objects concurrently; returns puts per second."""
+    t0 = time.perf_counter()
+    with cf.ThreadPoolExecutor(PUT_THREADS) as pool:
+        list(pool.map(lambda k: client.put_object(Bucket=bucket, Key=k, Body=BODY), keys))
+    return len(keys) / (time.perf_counter() - t0)
+
+
+def _keys(partition_count: int, start: int, n: int) -> list[str]:
+    """``n`` keys spread over the partitions, offsets from ``start``, in key order."""
+    return [
+        object_key("raw", "plays", i % partition_count, (start + i // partition_count) * 10_000)
+        for i in range(n)
+    ]
+
+
+class _Bucket:
+    def __init__(self, endpoint: str, old: int) -> None:
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            config=boto3.session.Config(max_pool_connections=PUT_THREADS),
+        )
+        self.name = f"bench-sensor-{uuid.uuid4().hex[:8]}"
+        self.client.create_bucket(Bucket=self.name)
+        self.old = _keys(PARTITIONS, 0, old)
+        self.put_rate = _put_many(self.client, self.name, self.old)
+        self.next = old // PARTITIONS + 1
+        self.cursor = LandingCursor(
+            after={k.rsplit("/", 1)[0] + "/": k for k in self.old}  # last key per directory
+        ).dump()
+        self.known = set(self.old)
+
+    def add_new(self) -> list[str]:
+        keys = _keys(PARTITIONS, self.next, NEW)
+        self.next += NEW
+        _put_many(self.client, self.name, keys)
+        return keys
+
+
+def _sensor(endpoint: str, bucket: str) -> dg.SensorDefinition:
+    os.environ.update({"S3_BUCKET": bucket, "S3_ENDPOINT_URL": endpoint})
+    env = Environment.from_env()
+    return build_landing_sensor(env, build_ingest_job(env, build_bronze_assets(env)))
+
+
+def _tick(endpoint: str, b: _Bucket, instance: dg.DagsterInstance) -> float:
+    new = b.add_new()
+    sensor = _sensor(endpoint, b.name)
+    ctx = dg.build_sensor_context(
+        cursor=b.cursor, instance=instance, resources={"s3": S3Resource(endpoint_url=endpoint)}
+    )
+    t0 = time.perf_counter()
+    result = sensor(ctx)
+    elapsed = time.perf_counter() - t0
+    keys = [
+        k
+        for r in result.run_requests
+        for k in r.run_config["ops"]["bronze_load"]["config"]["object_keys"]
+    ]
+    if sorted(keys) != sorted(new):
+        raise RuntimeError(f"sensor found {len(keys)} objects, expected {len(new)}")
+    b.cursor = result.cursor
+    b.known.update(new)
+    return elapsed
+
+
+def _baseline_tick(b: _Bucket) -> float:
+    new = b.add_new()
+    t0 = time.perf_counter()
+    found = []
+    for page in b.client.get_paginator("list_objects_v2").paginate(Bucket=b.name):
+        found.extend(o["Key"] for o in page.get("Contents", []) if o["Key"] not in b.known)
+    elapsed = time.perf_counter() - t0
+    if sorted(found) != sorted(new):
+        raise RuntimeError("baseline listing missed objects")
+    b.known.update(found)
+    return elapsed
+
+
+def run(endpoint: str, old: int, runs: int) -> tuple[Row, dict]:
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench-secret")
+    saved = {k: os.environ.get(k) for k in ("S3_BUCKET", "S3_ENDPOINT_URL")}
+    try:
+        small, large = _Bucket(endpoint, 100), _Bucket(endpoint, old)
+        with dg.instance_for_test() as instance:
+            ours = {
+                name: [_tick(endpoint, b, instance) for _ in range(runs)]
+                for name, b in (("small", small), ("large", large))
+            }
+        base = {
+            name: [_baseline_tick(b) for _ in range(runs)]
+            for name, b in (("small", small), ("large", large))
+        }
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    def ms(values: list[float]) -> float:
+        return median(values) * 1000
+
+    ratio = median(ours["large"]) / median(ours["small"])
+    base_ratio = median(base["large"]) / median(base["small"])
+    row = Row(
+        stage="sensor tick",
+        metric=f"{NEW} new objects over {old:,} old vs over 100 old (ratio of seconds)",
+        unit="x 100-old",
+        ours=ratio,
+        baseline=base_ratio,
+        target=f"<= {TARGET_RATIO:g}x (target at 100,000 old; measured at {old:,})",
+        met=ratio <= TARGET_RATIO,
+        higher_is_better=False,
+        runs=ours["large"],
+        baseline_runs=base["large"],
+        notes=f"tick ms over 100 / {old:,} old: ours {ms(ours['small']):.0f} / "
+        f"{ms(ours['large']):.0f}, baseline full listing {ms(base['small']):.0f} / "
+        f"{ms(base['large']):.0f}; moto took {large.put_rate:.0f} concurrent puts/s "
+        f"({PUT_THREADS} threads)",
+        extra={"put_rate": large.put_rate, "ours_s": ours, "baseline_s": base},
+    )
+    return row, {}
