@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures as cf
 import gzip
 import zlib
@@ -103,6 +104,5 @@ def corruption(obj: LocalObject) -> str | None:
 
 
 def sample_b64(obj: LocalObject) -> str:
-    import base64
-
+    """The first bytes of an object, base64, to keep in its quarantine row."""
     return base64.b64encode(obj.path.read_bytes()[:CORRUPT_SAMPLE_BYTES]).decode("ascii")
