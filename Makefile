@@ -11,6 +11,8 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# uv resolves this stack in seconds where pip takes minutes (docs/decisions/0002).
+	# A venv made by another tool may lack pip: bootstrap it from the standard library.
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --upgrade
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
 	$(BIN)/uv pip install --quiet -p $(BIN)/python -e ".[dev]"
 	touch $(STAMP)

@@ -12,6 +12,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from ..environment import Environment
+from ..plays.stores import duckdb_connection
 from .model import Dashboard
 from .queries import load_dashboard
 from .render import render_page
@@ -65,12 +66,8 @@ def _connect(warehouse: Any) -> Iterator[Any]:
         raise TypeError(
             f"the dashboard reads Gold from DuckDB; got a {type(warehouse).__name__} warehouse"
         )
-    with warehouse.get_connection() as conn:
-        try:
-            yield conn
-        finally:
-            # The resource closes only on success; close on errors too, to free the lock.
-            conn.close()
+    with duckdb_connection(warehouse) as conn:
+        yield conn
 
 
 def write_atomically(path: Path, text: str) -> Path:

@@ -14,7 +14,7 @@ import dagster as dg
 
 from ..plays.bronze import BRONZE_PLAYS
 from ..plays.jobs import INGEST_JOB_NAME
-from ..plays.landing import LandingCursor, discover_partition_dirs, list_new_objects
+from ..plays.landing import list_all_objects
 
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -34,9 +34,7 @@ class LandedCounter:
     lines: dict[str, int] = field(default_factory=dict)
 
     def total(self) -> int:
-        dirs = discover_partition_dirs(self.client, self.bucket, self.root)
-        objects, _ = list_new_objects(self.client, self.bucket, dirs, LandingCursor(), 10**9)
-        for obj in objects:
+        for obj in list_all_objects(self.client, self.bucket, self.root):
             if obj.key not in self.lines:
                 body = self.client.get_object(Bucket=self.bucket, Key=obj.key)["Body"].read()
                 self.lines[obj.key] = gzip.decompress(body).count(b"\n")

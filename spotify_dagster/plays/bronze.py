@@ -12,7 +12,7 @@ from streaming.schema import COLUMNS
 
 from ..environment import Environment
 from .bronze_duckdb import LoadResult, Reconciliation
-from .landing import LandingCursor, discover_partition_dirs, list_new_objects
+from .landing import list_all_objects
 from .objects import download
 from .sources import LANDED_OBJECTS
 from .stores import bronze_store
@@ -136,13 +136,13 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
                 client, env.s3_bucket, todo, Path(tmp), env.landing_root, env.quarantine_root
             )
             result = store.load(local, context.run_id)
-        totals = store.row_counts()
-        plays_total, quarantine_total = totals["plays"], totals["quarantine"]
+        # One read of the ledger and the tables gives both the totals and the check.
+        reconciliation = store.reconcile()
         skipped = len(done) + result.objects_skipped
         yield dg.MaterializeResult(
             asset_key=BRONZE_PLAYS,
             metadata={
-                "dagster/row_count": plays_total,
+                "dagster/row_count": reconciliation.plays_rows,
                 "rows_loaded": result.plays_rows,
                 "objects_loaded": result.objects_loaded,
                 "objects_skipped": skipped,
@@ -152,12 +152,12 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
         yield dg.MaterializeResult(
             asset_key=BRONZE_QUARANTINE,
             metadata={
-                "dagster/row_count": quarantine_total,
+                "dagster/row_count": reconciliation.quarantine_rows,
                 "rows_quarantined": result.quarantine_rows,
             },
         )
-        yield _reconcile_result(store.reconcile())
-        yield _quarantine_rate_result(result, totals, env.quarantine_rate_warn)
+        yield _reconcile_result(reconciliation)
+        yield _quarantine_rate_result(result, reconciliation, env.quarantine_rate_warn)
 
     return bronze_load
 
@@ -178,12 +178,12 @@ def _reconcile_result(r: Reconciliation) -> dg.AssetCheckResult:
 
 
 def _quarantine_rate_result(
-    result: LoadResult, totals: dict[str, int], threshold: float
+    result: LoadResult, totals: Reconciliation, threshold: float
 ) -> dg.AssetCheckResult:
     # The rate of this load; a load with no rows is judged on the table's totals.
     bad, good = result.quarantine_rows, result.plays_rows
     if bad + good == 0:
-        bad, good = totals["quarantine"], totals["plays"]
+        bad, good = totals.quarantine_rows, totals.plays_rows
     rate = bad / (bad + good) if bad + good else 0.0
     return dg.AssetCheckResult(
         check_name=QUARANTINE_RATE_CHECK,
@@ -196,12 +196,11 @@ def _quarantine_rate_result(
 
 def _all_landed_keys(client: object, env: Environment) -> list[str]:
     """Every landed object (for a manual run with no keys; the ledger filters loaded ones)."""
-    keys: list[str] = []
-    for root in (env.landing_root, env.quarantine_root):
-        dirs = discover_partition_dirs(client, env.s3_bucket, root)
-        objects, _ = list_new_objects(client, env.s3_bucket, dirs, LandingCursor(), 10**9)
-        keys.extend(o.key for o in objects)
-    return keys
+    return [
+        o.key
+        for root in (env.landing_root, env.quarantine_root)
+        for o in list_all_objects(client, env.s3_bucket, root)
+    ]
 
 
 def _markdown(rows: list[dict[str, object]]) -> str:

@@ -107,3 +107,10 @@ def _is_landing_key(key: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def list_all_objects(client: Any, bucket: str, root: str) -> list[LandedObject]:
+    """Every landed object below ``root`` (a full listing: for repairs and the demo)."""
+    dirs = discover_partition_dirs(client, bucket, root)
+    objects, _ = list_new_objects(client, bucket, dirs, LandingCursor(), limit=10**9)
+    return objects

@@ -44,19 +44,26 @@ class BronzeStore(Protocol):
         ...
 
 
+@contextlib.contextmanager
+def duckdb_connection(resource: DuckDBResource) -> Iterator[Any]:
+    """A connection held only while used and closed even on errors.
+
+    The resource closes its connection only on success; closing on errors too releases
+    DuckDB's single-writer file lock at once, so the next run or reader is not blocked.
+    """
+    with resource.get_connection() as conn:
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
 class DuckDBBronzeStore:
     def __init__(self, resource: DuckDBResource) -> None:
         self._resource = resource
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[Any]:
-        # The resource closes its connection only on success; closing on error too
-        # releases DuckDB's single-writer file lock as soon as a load fails.
-        with self._resource.get_connection() as conn:
-            try:
-                yield conn
-            finally:
-                conn.close()
+    def _connect(self) -> contextlib.AbstractContextManager[Any]:
+        return duckdb_connection(self._resource)
 
     def already_loaded(self, keys: Sequence[str]) -> set[str]:
         with self._connect() as conn:
@@ -111,7 +118,7 @@ def table_row_counts(resource: Any, tables: Iterable[str]) -> dict[str, int]:
     if not isinstance(resource, DuckDBResource):
         return {}
     counts: dict[str, int] = {}
-    with DuckDBBronzeStore(resource)._connect() as conn:
+    with duckdb_connection(resource) as conn:
         for table in tables:
             try:
                 counts[table] = bronze_duckdb.table_stats(conn, bronze_duckdb.checked(table))
