@@ -56,10 +56,25 @@ def uuid4_block(rng: np.random.Generator, n: int) -> list[bytes]:
     return [buf[i : i + 36] for i in range(0, 36 * n, 36)]
 
 
+def id_rng(seed: int, id_seed: int | None) -> np.random.Generator:
+    """The generator that draws event and session ids.
+
+    ``id_seed=None`` seeds it from OS entropy, so every simulator (every producer start)
+    emits ids never seen before: Silver dedupes on ``event_id``, and a replayed id would
+    be dropped as a duplicate without a trace. An ``id_seed`` pins the ids for tests; it
+    is mixed with ``seed`` so two seeds never share ids by accident.
+    """
+    if id_seed is None:
+        return np.random.default_rng()
+    return np.random.default_rng([seed, 3, id_seed])
+
+
 class Simulator:
     """Seeded generator of serialized play events (JSON bytes, schema v1).
 
-    Same ``seed`` and sizes -> same catalogs and the same event sequence; only
+    Same ``seed`` and sizes -> same catalogs and the same sampled plays (users, tracks,
+    devices, durations). Ids (``event_id``, ``session_id``) are fresh for every instance
+    unless ``id_seed`` is given: same ``seed`` and ``id_seed`` -> the same event sequence.
     ``event_ts`` follows ``clock`` (pass a fixed clock to make it fully reproducible).
     """
 
@@ -70,11 +85,15 @@ class Simulator:
         n_artists: int = 2_000,
         n_tracks: int = 20_000,
         clock: Clock = _utc_now,
+        *,
+        id_seed: int | None = None,
     ) -> None:
         self.catalog = catalog.build(seed, n_users=n_users, n_artists=n_artists, n_tracks=n_tracks)
         self._clock = clock
         # Separate stream from the catalog's so catalog size changes do not shift plays.
         self._rng = np.random.default_rng([seed, 1])
+        # Ids have their own stream so fresh ids never change the sampled plays.
+        self._id_rng = id_rng(seed, id_seed)
         # Jitter has its own stream so the clock never shifts the sampled sequence.
         self._jitter_rng = np.random.default_rng([seed, 2])
         # Plays are sampled in fixed blocks of BLOCK and handed out from this buffer, so
@@ -114,7 +133,7 @@ class Simulator:
         users = np.searchsorted(self._user_cdf, rng.random(n), side="right").tolist()
         tracks = np.searchsorted(self._track_cdf, rng.random(n), side="right")
         played = self._ms_played(self.catalog.track_duration[tracks]).tolist()
-        event_ids = uuid4_block(rng, n)
+        event_ids = uuid4_block(self._id_rng, n)
         sessions = self._sessions(users)
         c = self.catalog
         tracks_l = tracks.tolist()
@@ -170,7 +189,7 @@ class Simulator:
         rng = self._rng
         n = len(users)
         # Upper bound on sessions opened in this block: at most one per play.
-        new_ids = uuid4_block(rng, n)
+        new_ids = uuid4_block(self._id_rng, n)
         lengths = rng.geometric(1 / MEAN_SESSION_PLAYS, size=n).tolist()
         devices = np.searchsorted(self._device_cdf, rng.random(n), side="right").tolist()
         device_frags = self.catalog.device_frag

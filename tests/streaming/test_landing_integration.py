@@ -61,9 +61,9 @@ def _objects(settings: Settings, prefix: str) -> dict[str, list[dict]]:
 def _produce_events(settings: Settings, seed: int) -> set[str]:
     """Produce N_EVENTS to a fresh 3-partition topic; return the produced event_ids."""
     ensure_topic(settings.bootstrap_servers, settings.topic, 3)
-    stats = produce(settings, N_EVENTS, simulator=Simulator(seed, **SIM_SIZES))
+    stats = produce(settings, N_EVENTS, simulator=Simulator(seed, id_seed=seed, **SIM_SIZES))
     assert (stats.delivered, stats.failed) == (N_EVENTS, 0)
-    twin = Simulator(seed, **SIM_SIZES)  # same seed -> same event_ids
+    twin = Simulator(seed, id_seed=seed, **SIM_SIZES)  # same seed and id_seed -> same event_ids
     return {orjson.loads(e)["event_id"] for e in twin.batch(N_EVENTS)}
 
 

@@ -1,4 +1,4 @@
-"""The simulator: deterministic, skewed like real listening, always schema-valid."""
+"""The simulator: reproducible plays, fresh ids, skewed like real listening, schema-valid."""
 
 from __future__ import annotations
 
@@ -22,15 +22,40 @@ def events() -> list[dict]:
     return [orjson.loads(e) for e in sim.batch(50_000)]
 
 
-def test_same_seed_and_clock_give_identical_events() -> None:
-    a = Simulator(42, clock=lambda: FIXED, **SIZES).batch(2000)
-    b = Simulator(42, clock=lambda: FIXED, **SIZES).batch(2000)
+def test_same_seed_id_seed_and_clock_give_identical_events() -> None:
+    a = Simulator(42, clock=lambda: FIXED, id_seed=1, **SIZES).batch(2000)
+    b = Simulator(42, clock=lambda: FIXED, id_seed=1, **SIZES).batch(2000)
     assert a == b
 
 
+def test_by_default_every_instance_emits_fresh_ids_over_the_same_plays() -> None:
+    """A restarted producer must not replay event_ids: Silver would drop the new plays."""
+    a = [orjson.loads(e) for e in Simulator(42, clock=lambda: FIXED, **SIZES).batch(2000)]
+    b = [orjson.loads(e) for e in Simulator(42, clock=lambda: FIXED, **SIZES).batch(2000)]
+    assert not {e["event_id"] for e in a} & {e["event_id"] for e in b}
+    assert not {e["session_id"] for e in a} & {e["session_id"] for e in b}
+    for x, y in zip(a, b, strict=True):  # the seed still pins everything else
+        for key in ("event_id", "session_id"):
+            x.pop(key), y.pop(key)
+    assert a == b
+
+
+def test_id_seed_changes_only_the_ids() -> None:
+    a = [orjson.loads(e) for e in Simulator(42, clock=lambda: FIXED, id_seed=1).batch(500)]
+    b = [orjson.loads(e) for e in Simulator(42, clock=lambda: FIXED, id_seed=2).batch(500)]
+    assert not {e["event_id"] for e in a} & {e["event_id"] for e in b}
+    assert [e["track_id"] for e in a] == [e["track_id"] for e in b]
+
+
+def test_same_id_seed_under_different_seeds_gives_different_ids() -> None:
+    a = Simulator(1, clock=lambda: FIXED, id_seed=5, **SIZES).batch(500)
+    b = Simulator(2, clock=lambda: FIXED, id_seed=5, **SIZES).batch(500)
+    assert not {orjson.loads(e)["event_id"] for e in a} & {orjson.loads(e)["event_id"] for e in b}
+
+
 def test_same_seed_with_wall_clock_differs_only_in_event_ts() -> None:
-    a = [orjson.loads(e) for e in Simulator(42, **SIZES).batch(500)]
-    b = [orjson.loads(e) for e in Simulator(42, clock=lambda: FIXED, **SIZES).batch(500)]
+    a = [orjson.loads(e) for e in Simulator(42, id_seed=0, **SIZES).batch(500)]
+    b = [orjson.loads(e) for e in Simulator(42, clock=lambda: FIXED, id_seed=0, **SIZES).batch(500)]
     for x, y in zip(a, b, strict=True):
         x.pop("event_ts"), y.pop("event_ts")
     assert a == b
@@ -109,7 +134,7 @@ def test_sequence_does_not_depend_on_how_callers_slice_it():
     from streaming.schema import validate
     from streaming.simulator import Simulator
 
-    one = [validate(e)["event_id"] for e in Simulator(seed=3).batch(20_000)]
-    sim = Simulator(seed=3)
+    one = [validate(e)["event_id"] for e in Simulator(seed=3, id_seed=3).batch(20_000)]
+    sim = Simulator(seed=3, id_seed=3)
     sliced = [validate(e)["event_id"] for n in (1, 7, 999, 8193, 5000, 5800) for e in sim.batch(n)]
     assert sliced == one
