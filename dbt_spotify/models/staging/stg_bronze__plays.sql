@@ -64,26 +64,17 @@ renamed as (
 
 valid as (
 
+    -- What Silver accepts is defined once, in macros/play_checks.sql; every row left out here
+    -- is in stg_bronze__plays_rejected with the reason.
     select * from renamed
-    where
-        event_id is not null
-        and user_id is not null
-        and session_id is not null
-        and track_id is not null
-        and artist_id is not null
-        and region is not null
-        and device_type is not null
-        and event_ts is not null
-        and is_skipped is not null
-        and duration_ms > 0
-        and ms_played >= 0
-        and ms_played <= duration_ms
+    where {{ play_rejection_reason() }} is null
 
 ),
 
 ranked as (
 
     -- Producer retries put the same event in Bronze more than once; the first copy loaded wins.
+    -- The later copies go to stg_bronze__plays_rejected (duplicate or conflicting event_id).
     select
         *,
         row_number() over (
@@ -104,10 +95,11 @@ deduplicated as (
 already_loaded as (
 
     {% if is_incremental() -%}
-        -- A retry has the same event_ts as its original: only target rows this recent can match.
+        -- Any earlier play with the id, whatever its event_ts: a retry has the same event_ts,
+        -- but a colliding id (a producer replaying ids) does not, and must not replace it.
         select silver_plays.event_id
         from {{ this }} as silver_plays
-        where silver_plays.event_ts >= (select min(deduplicated.event_ts) from deduplicated)
+        where silver_plays.event_id in (select deduplicated.event_id from deduplicated)
     {%- else -%}
         select deduplicated.event_id
         from deduplicated
