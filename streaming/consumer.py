@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, KafkaError, Message
 from streaming.lander import ConsumerStats, Lander
 from streaming.landing import ensure_bucket, make_s3_client
 from streaming.preflight import PreflightError, check_bucket, check_kafka
-from streaming.settings import Settings
+from streaming.settings import Settings, SettingsError, positive_float
 
 log = logging.getLogger(__name__)
 
@@ -135,35 +135,43 @@ def _report(stats: ConsumerStats, started: float) -> float:
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    d = Settings.from_env()
+    # Defaults stay None so the environment fills them in Settings.from_env, where they
+    # are validated together with the flags.
+    d = Settings()
     p = argparse.ArgumentParser(
-        prog="streaming.consumer",
+        prog="spotify-consume",
         description="Land Kafka play events into S3 as gzip NDJSON (settings from env).",
     )
-    p.add_argument("--bootstrap", default=d.bootstrap_servers, help="Kafka bootstrap servers")
-    p.add_argument("--topic", default=d.topic, help="topic to land")
-    p.add_argument("--group", default=d.group_id, help="consumer group id")
-    p.add_argument("--bucket", default=d.bucket, help="S3 bucket")
-    p.add_argument("--s3-endpoint", default=d.s3_endpoint_url, help="S3 endpoint (default AWS)")
-    p.add_argument("--idle-exit", type=float, help="exit after this many idle seconds")
+    p.add_argument(
+        "--bootstrap",
+        help=f"Kafka bootstrap (default: $KAFKA_BOOTSTRAP_SERVERS or {d.bootstrap_servers})",
+    )
+    p.add_argument("--topic", help=f"topic to land (default: $KAFKA_TOPIC or {d.topic})")
+    p.add_argument("--group", help=f"consumer group id (default: $KAFKA_GROUP_ID or {d.group_id})")
+    p.add_argument("--bucket", help=f"S3 bucket (default: $S3_BUCKET or {d.bucket})")
+    p.add_argument("--s3-endpoint", help="S3 endpoint URL (default: $S3_ENDPOINT_URL or AWS)")
+    p.add_argument("--idle-exit", type=positive_float, help="exit after this many idle seconds")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point: run until SIGINT/SIGTERM (or --idle-exit), then flush and commit."""
+    """CLI entry point: run until SIGINT/SIGTERM (or --idle-exit), then flush and commit.
+
+    Exit code 2, with one log line, on bad settings or an unusable broker or bucket.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = _parse_args(argv)
-    settings = Settings.from_env().with_(
-        bootstrap_servers=args.bootstrap,
-        topic=args.topic,
-        group_id=args.group,
-        bucket=args.bucket,
-        s3_endpoint_url=args.s3_endpoint,
-    )
     try:
+        settings = Settings.from_env(
+            bootstrap_servers=args.bootstrap,
+            topic=args.topic,
+            group_id=args.group,
+            bucket=args.bucket,
+            s3_endpoint_url=args.s3_endpoint,
+        )
         check_kafka(settings.bootstrap_servers)
         check_bucket(settings, must_exist=False)  # the consumer creates a missing bucket
-    except PreflightError as exc:
+    except (SettingsError, PreflightError) as exc:
         log.error("%s", exc)
         return 2
     stop = threading.Event()

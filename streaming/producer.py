@@ -1,7 +1,9 @@
-"""Publish simulated plays to Kafka: ``python -m streaming.producer --count N``.
+"""Publish simulated plays to Kafka: ``spotify-produce --count N`` (or ``--rate R``).
 
 Idempotent producer with ``acks=all`` so a broker retry never duplicates or reorders a
 partition; the key is ``user_id`` so one user's plays stay ordered in one partition.
+``--seed`` pins the catalog and the sampled plays; event ids are new on every start
+(unless ``--id-seed``), because Silver drops a replayed ``event_id`` as a duplicate.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streaming.preflight import PreflightError, check_kafka
-from streaming.settings import Settings
+from streaming.settings import (
+    Settings,
+    SettingsError,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from streaming.simulator import BLOCK, Simulator
 
 log = logging.getLogger(__name__)
@@ -136,14 +144,18 @@ def produce(
     duration_s: float | None = None,
     stop: threading.Event | None = None,
     simulator: Simulator | None = None,
+    id_seed: int | None = None,
 ) -> ProduceStats:
     """Produce ``count`` events (or ``rate``/s for ``duration_s``); flush; return the stats.
 
-    ``stop`` ends the run early but still flushes what was enqueued.
+    ``stop`` ends the run early but still flushes what was enqueued. Event ids are fresh
+    unless ``id_seed`` is given (see ``Simulator``); both are ignored with ``simulator``.
     """
     if count is None and duration_s is None and stop is None:
         raise ValueError("give count, duration_s or a stop event, or the run never ends")
-    sim = simulator or Simulator(seed)
+    if rate is not None and not rate > 0:  # pacing divides by it
+        raise ValueError(f"rate must be > 0, got {rate}")
+    sim = simulator or Simulator(seed, id_seed=id_seed)
     producer = Producer(producer_config(settings.bootstrap_servers))
     stats = ProduceStats(requested=0)
     start = last_report = time.monotonic()
@@ -170,27 +182,47 @@ def produce(
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    d = Settings.from_env()
-    p = argparse.ArgumentParser(prog="streaming.producer", description=__doc__)
+    d = Settings()
+    p = argparse.ArgumentParser(prog="spotify-produce", description=__doc__)
     mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--count", type=int, help="produce N events as fast as possible")
-    mode.add_argument("--rate", type=float, help="produce R events per second")
-    p.add_argument("--duration", type=float, help="seconds to run with --rate (default: forever)")
-    p.add_argument("--seed", type=int, default=42, help="simulator seed (default 42)")
-    p.add_argument("--bootstrap", default=d.bootstrap_servers, help="Kafka bootstrap servers")
-    p.add_argument("--topic", default=d.topic, help="topic to produce to")
-    p.add_argument("--partitions", type=int, default=0, help="create the topic if missing")
+    mode.add_argument("--count", type=positive_int, help="produce N events as fast as possible")
+    mode.add_argument("--rate", type=positive_float, help="produce R events per second")
+    p.add_argument(
+        "--duration", type=positive_float, help="seconds to run with --rate (default: forever)"
+    )
+    p.add_argument(
+        "--seed", type=non_negative_int, default=42, help="catalog and sampling seed (default 42)"
+    )
+    p.add_argument(
+        "--id-seed",
+        type=non_negative_int,
+        help="also pin event and session ids (default: new ids on every start)",
+    )
+    p.add_argument(
+        "--bootstrap",
+        help=f"Kafka bootstrap (default: $KAFKA_BOOTSTRAP_SERVERS or {d.bootstrap_servers})",
+    )
+    p.add_argument("--topic", help=f"topic to produce to (default: $KAFKA_TOPIC or {d.topic})")
+    p.add_argument(
+        "--partitions",
+        type=non_negative_int,
+        default=0,
+        help="create the topic with this many partitions if missing (default 0: do not create)",
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; exit code 1 if any delivery failed."""
+    """CLI entry point: exit 2 on bad settings or no broker, 1 if any delivery failed.
+
+    Bad flags exit 2 through argparse, with a usage line naming the flag.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = _parse_args(argv)
-    settings = Settings.from_env().with_(bootstrap_servers=args.bootstrap, topic=args.topic)
     try:
+        settings = Settings.from_env(bootstrap_servers=args.bootstrap, topic=args.topic)
         check_kafka(settings.bootstrap_servers)
-    except PreflightError as exc:
+    except (SettingsError, PreflightError) as exc:
         log.error("%s", exc)
         return 2
     if args.partitions:
@@ -199,7 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stats = produce(
-        settings, args.count, seed=args.seed, rate=args.rate, duration_s=args.duration, stop=stop
+        settings,
+        args.count,
+        seed=args.seed,
+        id_seed=args.id_seed,
+        rate=args.rate,
+        duration_s=args.duration,
+        stop=stop,
     )
     log.info(
         "produced %d, failed %d, in %.1fs (%.0f events/s)",

@@ -11,6 +11,7 @@ variable instead.
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import math
 import os
@@ -100,13 +101,21 @@ class Settings:
     batch_max_age_s: float = 5.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Build settings from ``env`` (default ``os.environ``); unset variables keep defaults.
+
+        ``overrides`` (field=value; None values are ignored) are the CLI flags: applied
+        before validation, so a flag can correct a bad variable. Raises ``SettingsError``.
 
         Credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) are not copied here:
         boto3 reads them itself, so they never end up in logs or reprs.
         """
-        e = os.environ if env is None else env
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return cls._read(os.environ if env is None else env).with_(**given).validate()
+
+    @classmethod
+    def _read(cls, e: Mapping[str, str]) -> Settings:
+        """Parse the variables without range checks (``validate`` does those)."""
         d = cls()
         return cls(
             bootstrap_servers=e.get("KAFKA_BOOTSTRAP_SERVERS", d.bootstrap_servers),
@@ -121,7 +130,7 @@ class Settings:
             batch_max_events=_parse(e, "BATCH_MAX_EVENTS", d.batch_max_events, int),
             batch_max_bytes=_parse(e, "BATCH_MAX_BYTES", d.batch_max_bytes, int),
             batch_max_age_s=_parse(e, "BATCH_MAX_AGE_S", d.batch_max_age_s, float),
-        ).validate()
+        )
 
     def problems(self) -> list[str]:
         """Every invalid field, as ``VARIABLE=value (--flag): what is wrong``."""
@@ -169,3 +178,34 @@ def _at_least(value: int, minimum: int) -> str | None:
 def _describe(field: str, value: object, problem: str) -> str:
     var, flag = ENV_NAMES[field]
     return f"{var}={value!r}" + (f" (or {flag})" if flag else "") + f": {problem}"
+
+
+# argparse ``type=`` converters: a bad flag becomes a usage error (exit 2) naming the flag,
+# instead of a division by zero (--rate 0) or a run that silently does nothing (--count -5).
+def positive_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float)
+    if not _positive(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _number(text: str, kind: Callable[[str], T]) -> T:
+    try:
+        return kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
