@@ -1,9 +1,10 @@
 """Turns consumed messages into landed S3 objects and committed offsets, per partition.
 
 Invariant: a partition's offset is committed only after every object holding its
-messages up to that offset is in S3. Object keys derive from a batch's first offset,
-so after a crash the re-read batch overwrites the same keys (at most one uncommitted
-object per partition exists at any time, because batches land and commit in order).
+messages up to that offset is in S3. Object keys name the batch's offset range and are
+written only if absent, so an object is never changed once written: after a crash the
+re-read batch lands under its own key (another range) or finds its key already there
+(the same range, the same messages); Bronze loads each offset once either way.
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ class Lander:
         for prefix, lines in writes:
             if not lines:  # no empty objects: an all-valid batch has no quarantine object
                 continue
-            key = keys.object_key(prefix, self.s.topic, batch.partition, batch.first_offset)
+            key = self._key(prefix, batch)
             body = batching.encode(lines)
             # "lines" lets Bronze reconcile what it loaded against what was written.
             meta = {
@@ -169,9 +170,7 @@ class Lander:
             written += len(body)
         log.info(
             "landed %s events=%d quarantined=%d bytes=%d",
-            keys.object_key(
-                self.s.landing_prefix, self.s.topic, batch.partition, batch.first_offset
-            ),
+            self._key(self.s.landing_prefix, batch),
             len(batch.raw),
             len(batch.quarantine),
             written,
@@ -183,9 +182,15 @@ class Lander:
         self.stats.bytes_written += written
         return True
 
+    def _key(self, prefix: str, batch: batching.PartitionBatch) -> str:
+        return keys.object_key(
+            prefix, self.s.topic, batch.partition, batch.first_offset, batch.last_offset
+        )
+
     def _commit(self, partition: int, offset: int) -> None:
         """Synchronous commit; a failure is logged, not fatal: the objects are durable and
-        a redelivered batch rewrites the same keys, while a later commit covers this one."""
+        a redelivered batch lands again (Bronze skips offsets it holds), and a later commit
+        covers this one."""
         try:
             self.consumer.commit(
                 offsets=[TopicPartition(self.s.topic, partition, offset)], asynchronous=False

@@ -58,10 +58,13 @@ def put_with_retry(
     max_attempts: int,
     stop: threading.Event | None = None,
 ) -> bool:
-    """PUT ``body`` at ``key``, retrying with exponential backoff; True once it succeeded.
+    """PUT ``body`` at ``key`` unless the key exists, retrying with exponential backoff.
 
-    Gives up after ``max_attempts`` or as soon as ``stop`` is set; the caller commits
-    offsets only after True and retries the whole batch later, so giving up is safe.
+    True once the object is there. ``If-None-Match: *`` keeps landed objects immutable:
+    a key already present holds the same offsets (keys name them), so a 412 means an
+    earlier attempt landed it, which is success. Gives up after ``max_attempts`` or as
+    soon as ``stop`` is set; the caller commits offsets only after True and retries the
+    whole batch later, so giving up is safe.
     """
     delay = BACKOFF_START_S
     attempt = 0
@@ -74,11 +77,21 @@ def put_with_retry(
                 Body=body,
                 ContentType="application/x-ndjson",
                 Metadata=metadata,
+                IfNoneMatch="*",
             )
             return True
-        except (BotoCoreError, ClientError) as exc:
+        except ClientError as exc:
+            if _code(exc) in ("PreconditionFailed", "412"):
+                log.info("s3://%s/%s already exists (landed by an earlier attempt)", bucket, key)
+                return True
+            log.warning("put s3://%s/%s failed (attempt %d): %s", bucket, key, attempt, exc)
+        except BotoCoreError as exc:
             log.warning("put s3://%s/%s failed (attempt %d): %s", bucket, key, attempt, exc)
         if attempt >= max_attempts or (stop is not None and stop.is_set()):
             return False
         time.sleep(delay)
         delay = min(delay * 2, BACKOFF_MAX_S)
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))

@@ -1,9 +1,11 @@
 """Listing the landing bucket: which objects exist that the cursor has not seen yet.
 
-Keys are deterministic (``<prefix>/<topic>/partition=<p>/<start offset>.ndjson.gz`` with a
-zero-padded offset), so within one partition directory key order is offset order and a
-``StartAfter`` on the last key seen lists only new objects: a tick costs one request per
-partition directory plus one per 1,000 new objects, however long the history is.
+Keys name their offsets (``<prefix>/<topic>/partition=<p>/<first>-<last>.ndjson.gz``,
+zero-padded), so within one partition directory key order is offset order and a
+``StartAfter`` on the last landing key seen lists only new objects: a tick costs one
+request per partition directory plus one per 1,000 new objects, however long the
+history is. The cursor moves only over landing keys: a foreign name (``_SUCCESS``,
+``README``) sorts after every offset, and stepping onto it would hide all later objects.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from streaming.keys import parse_key
+from streaming.keys import is_landing_key
 
 PARTITION_SEGMENT = "partition="
 # Depth bound for directory discovery: root/[stack=..]/topic/partition=N is depth 3.
@@ -25,6 +27,14 @@ CURSOR_VERSION = 1
 class LandedObject:
     key: str
     size: int
+
+
+@dataclass
+class Listing:
+    """One tick's listing: new landing objects, and what was seen but is not ours."""
+
+    objects: list[LandedObject] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -52,6 +62,19 @@ def _paginate(client: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
 
 def discover_partition_dirs(client: Any, bucket: str, root: str) -> list[str]:
     """All ``.../partition=N/`` directories below ``root``, found with delimiter listings."""
+    return discover(client, bucket, root).partition_dirs
+
+
+@dataclass
+class Discovery:
+    partition_dirs: list[str]
+    # Directories at the depth bound that were not searched further: objects below them
+    # are never loaded, so the sensor reports them instead of ignoring them silently.
+    too_deep: list[str]
+
+
+def discover(client: Any, bucket: str, root: str) -> Discovery:
+    """Partition directories below ``root`` and the directories too deep to search."""
     found: list[str] = []
     level = [root.strip("/") + "/"]
     for _ in range(MAX_DEPTH):
@@ -65,7 +88,7 @@ def discover_partition_dirs(client: Any, bucket: str, root: str) -> list[str]:
         level = [c for c in children if c not in found]
         if not level:
             break
-    return sorted(found)
+    return Discovery(sorted(found), sorted(level))
 
 
 def list_new_objects(
@@ -80,33 +103,41 @@ def list_new_objects(
     The returned cursor only moves past objects that are returned, so a tick that hits the
     limit leaves the rest for the next tick instead of skipping them.
     """
-    objects: list[LandedObject] = []
+    listing, after = list_new(client, bucket, partition_dirs, cursor, limit)
+    return listing.objects, after
+
+
+def list_new(
+    client: Any,
+    bucket: str,
+    partition_dirs: Iterable[str],
+    cursor: LandingCursor,
+    limit: int,
+) -> tuple[Listing, LandingCursor]:
+    """Like ``list_new_objects``, also returning the foreign keys seen on the way.
+
+    Foreign keys are never loaded and never move the cursor; they are listed again on
+    later ticks (cheap: a stray file or two), so the sensor keeps reporting them.
+    """
+    listing = Listing()
     after = dict(cursor.after)
     for directory in partition_dirs:
-        if len(objects) >= limit:
+        if len(listing.objects) >= limit:
             break
         start = after.get(directory, "")
         for page in _paginate(client, Bucket=bucket, Prefix=directory, StartAfter=start):
             for item in page.get("Contents", []):
                 key = item["Key"]
-                # Foreign files are stepped over (and not listed again), never loaded.
-                after[directory] = key
-                if not _is_landing_key(key):
+                if not is_landing_key(key):
+                    listing.foreign.append(key)
                     continue
-                objects.append(LandedObject(key=key, size=int(item.get("Size", 0))))
-                if len(objects) >= limit:
+                after[directory] = key
+                listing.objects.append(LandedObject(key=key, size=int(item.get("Size", 0))))
+                if len(listing.objects) >= limit:
                     break
-            if len(objects) >= limit:
+            if len(listing.objects) >= limit:
                 break
-    return objects, LandingCursor(after=after)
-
-
-def _is_landing_key(key: str) -> bool:
-    try:
-        parse_key(key)
-    except ValueError:
-        return False
-    return True
+    return listing, LandingCursor(after=after)
 
 
 def list_all_objects(client: Any, bucket: str, root: str) -> list[LandedObject]:

@@ -26,7 +26,8 @@ class LocalObject:
     kind: str  # "plays" or "quarantine"
     topic: str
     partition: int
-    start_offset: int
+    first_offset: int
+    last_offset: int
     path: Path
     etag: str
     size: int
@@ -56,7 +57,7 @@ def download(
 
     def fetch(item: tuple[int, str]) -> LocalObject:
         i, key = item
-        _, topic, partition, offset = parse_key(key)  # raises on a key we did not write
+        parsed = parse_key(key)  # raises on a key we did not write
         kind = object_kind(key, landing_root, quarantine_root)
         path = into / f"{i:06d}.ndjson.gz"
         response = client.get_object(Bucket=bucket, Key=key)
@@ -66,9 +67,10 @@ def download(
         return LocalObject(
             key=key,
             kind=kind,
-            topic=topic,
-            partition=partition,
-            start_offset=offset,
+            topic=parsed.topic,
+            partition=parsed.partition,
+            first_offset=parsed.first_offset,
+            last_offset=parsed.last_offset,
             path=path,
             etag=response["ETag"].strip('"'),
             size=len(body),
@@ -80,14 +82,20 @@ def download(
 
 
 def corruption(obj: LocalObject) -> str | None:
-    """Why an object cannot be loaded (not gzip, not NDJSON, not our line shape), or None.
+    """Why an object cannot be loaded (empty, not gzip, not NDJSON, not our line shape,
+    offsets outside its key's range), or None.
 
     Only called after a bulk load failed, to find the culprit without slowing every load.
     """
+    raw = obj.path.read_bytes()
+    if not raw:
+        return "empty object (0 bytes)"
     try:
-        text = gzip.decompress(obj.path.read_bytes())
+        text = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:
         return f"not gzip: {exc}"
+    if not text.strip():
+        return "no lines (gzip of nothing)"
     required = ("event",) if obj.kind == "plays" else ("reason", "payload_b64")
     for n, line in enumerate(text.splitlines(), 1):
         try:
@@ -98,6 +106,14 @@ def corruption(obj: LocalObject) -> str | None:
             isinstance(record.get(f), int) for f in ("partition", "offset")
         ):
             return f"line {n} has no integer partition/offset"
+        if record["partition"] != obj.partition or not (
+            obj.first_offset <= record["offset"] <= obj.last_offset
+        ):
+            return (
+                f"line {n} is partition {record['partition']} offset {record['offset']}, "
+                f"outside the key's partition {obj.partition} "
+                f"offsets {obj.first_offset}-{obj.last_offset}"
+            )
         if any(f not in record for f in required):
             return f"line {n} lacks {', '.join(required)}"
     return None

@@ -16,7 +16,7 @@ from dagster_aws.s3 import S3Resource
 
 from ..environment import Environment
 from .bronze import BRONZE_OP_NAME
-from .landing import LandedObject, LandingCursor, discover_partition_dirs, list_new_objects
+from .landing import LandedObject, LandingCursor, discover, list_new
 from .sources import LANDED_OBJECTS
 
 SENSOR_NAME = "landing_objects_sensor"
@@ -63,15 +63,16 @@ def build_landing_sensor(
             )
         client = s3.get_client()
         cursor = LandingCursor.load(context.cursor)
-        dirs = [
-            d
-            for root in (env.landing_root, env.quarantine_root)
-            for d in discover_partition_dirs(client, env.s3_bucket, root)
-        ]
+        roots = (env.landing_root, env.quarantine_root)
+        found = [discover(client, env.s3_bucket, root) for root in roots]
+        dirs = [d for f in found for d in f.partition_dirs]
+        too_deep = [d for f in found for d in f.too_deep]
         # A generous page per tick; runs are split below to keep each load bounded.
-        objects, cursor = list_new_objects(
+        listing, cursor = list_new(
             client, env.s3_bucket, dirs, cursor, limit=env.max_objects_per_run * 20
         )
+        objects = listing.objects
+        _warn_unloadable(context, listing.foreign, too_deep)
         requests = _batch_requests(objects, env.max_objects_per_run)
         requests += _retry_failed_runs(context, job.name)
         if objects:
@@ -87,11 +88,14 @@ def build_landing_sensor(
                 "new_objects": len(objects),
                 "new_bytes": sum(o.size for o in objects),
                 "partition_dirs": len(dirs),
+                "foreign_objects": len(listing.foreign),
+                "too_deep_dirs": len(too_deep),
             },
         )
+        noteworthy = objects or listing.foreign or too_deep
         return dg.SensorResult(
             run_requests=requests,
-            asset_events=[observation] if objects else [],
+            asset_events=[observation] if noteworthy else [],
             cursor=cursor.dump(),
             skip_reason=None
             if requests
@@ -99,6 +103,25 @@ def build_landing_sensor(
         )
 
     return landing_objects_sensor
+
+
+def _warn_unloadable(
+    context: dg.SensorEvaluationContext, foreign: list[str], too_deep: list[str]
+) -> None:
+    """Objects the pipeline will never load are reported on every tick, never ignored."""
+    if foreign:
+        context.log.warning(
+            "%d objects in partition directories are not landing objects and are not loaded "
+            "(first: %s); move them out of the landing prefixes",
+            len(foreign),
+            ", ".join(foreign[:3]),
+        )
+    if too_deep:
+        context.log.warning(
+            "%d directories are deeper than the discovery depth and are not searched (first: %s)",
+            len(too_deep),
+            ", ".join(too_deep[:3]),
+        )
 
 
 def _batch_requests(objects: list[LandedObject], per_run: int) -> list[dg.RunRequest]:

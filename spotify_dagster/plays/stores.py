@@ -74,9 +74,10 @@ class DuckDBBronzeStore:
         with self._connect() as conn:
             try:
                 return bronze_duckdb.load(conn, objects, load_id)
-            except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException):
+            except (duckdb.Error, bronze_duckdb.ObjectsOutsideKeyRange):
                 # Find the unreadable objects (rare: only then is each one checked), keep
-                # them in quarantine with the reason, and load the rest.
+                # them in quarantine with the reason, and load the rest. Any other failure
+                # (disk full, lock) finds no culprit and is raised for the run to retry.
                 corrupt = {o.key: why for o in objects if (why := corruption(o))}
                 if not corrupt:
                     raise

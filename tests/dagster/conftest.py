@@ -29,13 +29,19 @@ class Landing:
 
     def land(self, partition: int, offset: int, count: int) -> tuple[str, list[str]]:
         """Land ``count`` simulated plays as one object; return its key and event ids."""
-        values = self.sim.batch(count)
+        return self.land_values(partition, offset, self.sim.batch(count))
+
+    def land_values(
+        self, partition: int, offset: int, values: list[bytes]
+    ) -> tuple[str, list[str]]:
+        """Land these producer payloads at consecutive offsets, as the consumer would."""
+        count = len(values)
         events = [validate(v) for v in values]
         lines = [
             raw_line(partition, offset + i, v, e)
             for i, (v, e) in enumerate(zip(values, events, strict=True))
         ]
-        key = object_key("raw", "plays", partition, offset)
+        key = object_key("raw", "plays", partition, offset, offset + count - 1)
         self.client.put_object(
             Bucket=self.bucket, Key=key, Body=encode(lines), Metadata={"lines": str(len(lines))}
         )

@@ -11,6 +11,7 @@ from dagster_aws.s3 import S3Resource
 from spotify_dagster.definitions import defs
 from spotify_dagster.plays.jobs import INGEST_JOB_NAME
 from spotify_dagster.plays.sensor import SENSOR_NAME, run_config_for
+from streaming.keys import object_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -133,7 +134,7 @@ def test_a_load_that_fails_midway_leaves_nothing_behind(landing, instance, monke
 
 def test_a_corrupt_object_is_quarantined_and_the_rest_loads(landing, instance):
     good, ids = landing.land(0, 0, 50)
-    bad = landing.put_raw("raw/plays/partition=1/00000000000000000000.ndjson.gz", b"not gzip")
+    bad = landing.put_raw(object_key("raw", "plays", 1, 0, 9), b"not gzip")
 
     result = ingest(defs(), [good, bad], instance)
 

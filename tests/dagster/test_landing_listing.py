@@ -9,7 +9,9 @@ import pytest
 
 from spotify_dagster.plays.landing import (
     LandingCursor,
+    discover,
     discover_partition_dirs,
+    list_new,
     list_new_objects,
 )
 from streaming.keys import object_key
@@ -25,13 +27,13 @@ def bucket(s3_endpoint: str):
     return client, name
 
 
-def put(client, bucket: str, prefix: str, partition: int, offset: int) -> str:
-    key = object_key(prefix, "plays", partition, offset)
+def put(client, bucket: str, prefix: str, partition: int, offset: int, last: int = -1) -> str:
+    key = object_key(prefix, "plays", partition, offset, offset + 9 if last < 0 else last)
     client.put_object(Bucket=bucket, Key=key, Body=b"")
     return key
 
 
-def test_discovery_finds_partition_dirs_below_generations(bucket):
+def test_discovery_finds_partition_dirs_below_nested_prefixes(bucket):
     client, name = bucket
     put(client, name, "raw", 0, 0)
     put(client, name, "raw/stack=A", 1, 0)
@@ -78,16 +80,31 @@ def test_limit_leaves_the_rest_for_the_next_tick_and_pages_past_1000(bucket):
     assert seen == keys  # every object once, in offset order, over several pages
 
 
-def test_foreign_files_are_stepped_over_not_loaded(bucket):
+def test_foreign_files_never_move_the_cursor_past_later_objects(bucket):
+    """``_SUCCESS`` and ``README`` sort after every zero-padded offset: a cursor stepping
+    onto them would hide every object landed later in that directory."""
     client, name = bucket
-    key = put(client, name, "raw", 0, 0)
-    client.put_object(Bucket=name, Key="raw/plays/partition=0/zz-notes.txt", Body=b"x")
+    first = put(client, name, "raw", 0, 0)
+    for foreign in ("_SUCCESS", "README", "zz-notes.txt"):
+        client.put_object(Bucket=name, Key=f"raw/plays/partition=0/{foreign}", Body=b"x")
     dirs = discover_partition_dirs(client, name, "raw")
 
-    objects, cursor = list_new_objects(client, name, dirs, LandingCursor(), limit=10)
+    listing, cursor = list_new(client, name, dirs, LandingCursor(), limit=10)
+    assert [o.key for o in listing.objects] == [first]
+    assert len(listing.foreign) == 3  # reported, not loaded
+    assert cursor.after["raw/plays/partition=0/"] == first
 
-    assert [o.key for o in objects] == [key]
-    assert cursor.after["raw/plays/partition=0/"] == "raw/plays/partition=0/zz-notes.txt"
+    later = [put(client, name, "raw", 0, o) for o in range(10, 580, 10)]  # 57 more objects
+    listing, cursor = list_new(client, name, dirs, cursor, limit=1000)
+    assert [o.key for o in listing.objects] == later
+
+
+def test_directories_below_the_discovery_depth_are_reported(bucket):
+    client, name = bucket
+    put(client, name, "raw/a/b/c/d/e", 0, 0)
+    found = discover(client, name, "raw")
+    assert found.partition_dirs == []
+    assert found.too_deep  # the sensor warns about these instead of ignoring them
 
 
 def test_cursor_rejects_an_unknown_version():
@@ -95,16 +112,15 @@ def test_cursor_rejects_an_unknown_version():
         LandingCursor.load('{"v": 99, "after": {}}')
 
 
-def test_a_restarted_local_stack_is_listed_from_its_first_offset(bucket):
-    """In-memory services restart at offset 0: the new generation's keys are new keys."""
+def test_a_rebatched_longer_range_is_listed_after_the_cursor_passed_the_shorter(bucket):
+    """Consumer died after landing 0-9 and before committing; its successor lands 0-24."""
     client, name = bucket
-    old = [put(client, name, "raw/stack=20261125T060000Z", 0, o) for o in (0, 500, 1000)]
+    short = put(client, name, "raw", 0, 0, 9)
     dirs = discover_partition_dirs(client, name, "raw")
     seen, cursor = list_new_objects(client, name, dirs, LandingCursor(), limit=100)
-    assert [o.key for o in seen] == old
+    assert [o.key for o in seen] == [short]
 
-    restarted = [put(client, name, "raw/stack=20261125T070000Z", 0, o) for o in (0, 500)]
-    dirs = discover_partition_dirs(client, name, "raw")
-    after_restart, _ = list_new_objects(client, name, dirs, cursor, limit=100)
+    longer = put(client, name, "raw", 0, 0, 24)
+    after, _ = list_new_objects(client, name, dirs, cursor, limit=100)
 
-    assert [o.key for o in after_restart] == restarted  # none skipped, none listed twice
+    assert [o.key for o in after] == [longer]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from confluent_kafka import TopicPartition
 
 from streaming.lander import Lander
@@ -54,10 +54,15 @@ class FakeS3:
         self.objects: dict[str, bytes] = {}
         self.failures = failures
 
-    def put_object(self, Bucket: str, Key: str, Body: bytes, **_: Any) -> None:
+    def put_object(self, Bucket: str, Key: str, Body: bytes, **kw: Any) -> None:
         if self.failures:
             self.failures -= 1
             raise EndpointConnectionError(endpoint_url="http://s3")
+        assert kw.get("IfNoneMatch") == "*", "landed objects are written only if absent"
+        if Key in self.objects:
+            raise ClientError(
+                {"Error": {"Code": "PreconditionFailed"}, "ResponseMetadata": {}}, "PutObject"
+            )
         self.objects[Key] = Body
 
 
@@ -74,20 +79,21 @@ def test_full_batch_is_written_then_committed_at_last_offset_plus_one() -> None:
     lander, consumer = _lander(s3)
     for offset in (40, 41, 42):
         lander.add(FakeMessage(1, offset, EVENTS[offset - 40]), NOW)  # type: ignore[arg-type]
-    assert list(s3.objects) == ["raw/plays/partition=1/00000000000000000040.ndjson.gz"]
+    key = "raw/plays/partition=1/00000000000000000040-00000000000000000042.ndjson.gz"
+    assert list(s3.objects) == [key]
     assert consumer.commits == [(1, 43)]
-    body = gzip.decompress(s3.objects["raw/plays/partition=1/00000000000000000040.ndjson.gz"])
+    body = gzip.decompress(s3.objects[key])
     assert [orjson.loads(x)["offset"] for x in body.splitlines()] == [40, 41, 42]
 
 
-def test_batch_with_invalid_messages_writes_quarantine_object_with_same_start_offset() -> None:
+def test_batch_with_invalid_messages_writes_quarantine_object_with_the_same_range() -> None:
     s3 = FakeS3()
     lander, consumer = _lander(s3)
     for offset, value in enumerate([EVENTS[0], b"junk", EVENTS[1]]):
         lander.add(FakeMessage(0, offset, value), NOW)  # type: ignore[arg-type]
     assert sorted(s3.objects) == [
-        "quarantine/plays/partition=0/00000000000000000000.ndjson.gz",
-        "raw/plays/partition=0/00000000000000000000.ndjson.gz",
+        "quarantine/plays/partition=0/00000000000000000000-00000000000000000002.ndjson.gz",
+        "raw/plays/partition=0/00000000000000000000-00000000000000000002.ndjson.gz",
     ]
     assert consumer.commits == [(0, 3)]
 
@@ -119,6 +125,21 @@ def test_revoked_partition_is_landed_and_committed_before_handover() -> None:
     lander.on_revoke(consumer, [TopicPartition("plays", 0)])  # type: ignore[arg-type]
     assert consumer.commits == [(0, 8)]
     assert set(lander.open) == {1}
+
+
+def test_a_batch_landed_before_a_crash_is_not_rewritten_and_is_committed() -> None:
+    """The consumer died after the PUT and before the commit: the next one re-reads the same
+    offsets, finds the object (412 on If-None-Match), leaves it untouched, and commits."""
+    s3 = FakeS3()
+    first, _ = _lander(s3)
+    for offset in range(3):
+        first.add(FakeMessage(0, offset, EVENTS[offset]), NOW)  # type: ignore[arg-type]
+    landed = dict(s3.objects)
+    again, consumer = _lander(s3)
+    for offset in range(3):
+        again.add(FakeMessage(0, offset, EVENTS[offset]), NOW)  # type: ignore[arg-type]
+    assert s3.objects == landed
+    assert consumer.commits == [(0, 3)]
 
 
 def test_lost_partition_is_discarded_without_commit() -> None:
