@@ -79,9 +79,9 @@ def test_consumer_lands_each_event_once_under_named_keys_and_commits(
     ids = [line["event"]["event_id"] for lines in objects.values() for line in lines]
     assert Counter(ids) == Counter(produced)
     for key, lines in objects.items():
-        prefix, topic, partition, start = parse_key(key)
+        prefix, topic, partition, first, last = parse_key(key)
         assert (prefix, topic) == (s.landing_prefix, s.topic)
-        assert lines[0]["offset"] == start
+        assert lines[0]["offset"] == first and lines[-1]["offset"] == last
         assert {line["partition"] for line in lines} == {partition}
     assert {parse_key(k)[2] for k in objects} == {0, 1, 2}
     assert stats.events_landed == N_EVENTS and stats.quarantined == 0
