@@ -1,9 +1,12 @@
 """Incremental dbt runs give the same Gold as one full refresh, on DuckDB and on Snowflake.
 
-Four small batches (one with producer retries of earlier events) are loaded into Bronze
-through the project's Bronze store, with ``dbt run`` after each; the Gold tables are read;
-then ``dbt run --full-refresh`` rebuilds everything from the same Bronze and every Gold table
-must hold exactly the same rows (compared as multisets, order-independent).
+Four small batches (one with producer retries of earlier events, two with events Silver
+rejects: an unsupported schema version, a value try_cast turns into NULL, an event_id reused
+for another play) are loaded into Bronze through the project's Bronze store, with ``dbt run``
+after each; the Gold tables and Silver's rejects are read, and every Bronze row must be in
+Silver or in its rejects exactly once; then ``dbt run --full-refresh`` rebuilds everything
+from the same Bronze and every table must hold exactly the same rows (compared as multisets,
+order-independent), and the accounting test must pass.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pytest
 from dagster_duckdb import DuckDBResource
 from snowflake_support import FakeSnowflake, write_object
@@ -35,8 +39,30 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 DBT = str(Path(sys.executable).parent / "dbt")
 
 
+# Silver's rejects by reason: the 20 retries plus the events ``rejected_by_silver`` adds.
+SILVER_REJECTS = {
+    "duplicate_event_id": 20,
+    "unsupported_schema_version": 1,
+    "invalid_duration_ms": 1,
+    "conflicting_event_id": 1,
+}
+
+
+def rejected_by_silver(values: list[bytes], earlier: bytes) -> list[bytes]:
+    """Events the consumer would have let through a lenient version but Silver rejects."""
+    v2, bad_duration = (orjson.loads(v) for v in values[:2])
+    v2["schema_version"] = 2
+    bad_duration["duration_ms"] = "abc"
+    replayed = orjson.loads(earlier)  # the id of an earlier play, for another play
+    replayed["user_id"], replayed["ms_played"] = "replayed-user", 1
+    return [orjson.dumps(e) for e in (v2, bad_duration, replayed)]
+
+
 def batches(tmp: Path) -> list[list[Any]]:
-    """Four batches over three partitions; the third re-sends 20 events of the first."""
+    """Four batches over three partitions; the third re-sends 20 events of the first.
+
+    The second and fourth also carry events Silver rejects (SILVER_REJECTS).
+    """
     sim = Simulator(seed=21)
     offsets = dict.fromkeys(range(3), 0)
     out, first_values = [], []
@@ -48,9 +74,21 @@ def batches(tmp: Path) -> list[list[Any]]:
                 first_values = values[:20]
             if batch == 2 and partition == 1:
                 values = values + first_values  # producer retries land again, later
+            extra = []
+            if batch == 1 and partition == 2:
+                extra = rejected_by_silver(sim.batch(2), first_values[0])[:2]
+            if batch == 3 and partition == 0:
+                extra = rejected_by_silver(sim.batch(2), first_values[5])[2:]
             start = offsets[partition]
             lines = [raw_line(partition, start + i, v, validate(v)) for i, v in enumerate(values)]
-            key = object_key("raw", "plays", partition, start)
+            # Not validated: Bronze can hold what today's consumer would refuse.
+            start_extra = start + len(values)
+            lines += [
+                raw_line(partition, start_extra + i, v, orjson.loads(v))
+                for i, v in enumerate(extra)
+            ]
+            values = values + extra
+            key = object_key("raw", "plays", partition, start, start + len(values) - 1)
             objects.append(write_object(tmp, key, lines))
             offsets[partition] += len(values)
         out.append(objects)
@@ -74,10 +112,31 @@ def normalise(value: Any) -> Any:
 
 
 def snapshot(query: Callable[[str], list[tuple]], tables: list[str]) -> dict[str, Counter]:
-    return {
+    """Gold tables, and Silver's rejects as ``silver_rejected``."""
+    out = {
         t: Counter(tuple(normalise(v) for v in row) for row in query(f"select * from gold.{t}"))
         for t in tables
     }
+    rejected = query(
+        "select event_id, reason, kept_kafka_partition, kept_kafka_offset, source_key,"
+        " kafka_topic, kafka_partition, kafka_offset, loaded_at, load_id"
+        " from silver.stg_bronze__plays_rejected"
+    )
+    out["silver_rejected"] = Counter(tuple(normalise(v) for v in row) for row in rejected)
+    return out
+
+
+def assert_split(query: Callable[[str], list[tuple]], last: bool = False) -> None:
+    """Every Bronze row is in Silver or in its rejects, once; at the end, with their reasons."""
+    counts = query(
+        "select (select count(*) from bronze.plays),"
+        " (select count(*) from silver.stg_bronze__plays),"
+        " (select count(*) from silver.stg_bronze__plays_rejected)"
+    )[0]
+    assert counts[0] == counts[1] + counts[2], counts
+    if last:
+        reasons = query("select reason, count(*) from silver.stg_bronze__plays_rejected group by 1")
+        assert dict(reasons) == SILVER_REJECTS
 
 
 def run_batches_then_full_refresh(
@@ -91,6 +150,8 @@ def run_batches_then_full_refresh(
         assert not store.already_loaded([o.key for o in objects])  # as the asset does first
         assert store.load(objects, f"batch-{i}").objects_loaded == len(objects)
         dbt(["run"], target)
+        assert_split(query)
+    assert_split(query, last=True)
     tables = list_gold()
     assert {"fct_plays", "dim_tracks", "rpt_plays_by_region"} <= set(tables)
     incremental = snapshot(query, tables)
@@ -99,8 +160,10 @@ def run_batches_then_full_refresh(
     dbt(["run", "--full-refresh"], target)
 
     full = snapshot(query, tables)
-    differing = [t for t in tables if incremental[t] != full[t]]
+    differing = [t for t in incremental if incremental[t] != full[t]]
     assert not differing, differing
+    assert_split(query, last=True)
+    dbt(["test", "--select", "silver_accounts_for_every_bronze_play"], target)
 
 
 def test_incremental_equals_full_refresh_on_duckdb(tmp_path: Path, monkeypatch):
