@@ -27,6 +27,11 @@ class Environment:
     s3_endpoint_url: str | None
     s3_bucket: str
     kafka_topic: str
+    # None: the broker is not known here (tests without Kafka); the completeness audit then
+    # checks Bronze's own offsets only.
+    kafka_bootstrap: str | None
+    kafka_group: str
+    batch_max_events: int
     landing_root: str
     quarantine_root: str
     sensor_interval_s: int
@@ -47,8 +52,11 @@ class Environment:
             s3_endpoint_url=os.getenv("S3_ENDPOINT_URL") or None,
             s3_bucket=os.getenv("S3_BUCKET", "spotify-landing"),
             kafka_topic=os.getenv("KAFKA_TOPIC", "plays"),
+            kafka_bootstrap=os.getenv("KAFKA_BOOTSTRAP_SERVERS") or None,
+            kafka_group=os.getenv("KAFKA_GROUP_ID", "spotify-landing"),
+            batch_max_events=int(os.getenv("BATCH_MAX_EVENTS", "10000")),
             # The sensor watches the roots; the consumer may write below them with a
-            # longer prefix (the local stack adds a per-start "stack=<id>" level).
+            # longer prefix (``raw/region=eu``).
             landing_root=_root(os.getenv("LANDING_PREFIX", "raw")),
             quarantine_root=_root(os.getenv("QUARANTINE_PREFIX", "quarantine")),
             sensor_interval_s=int(os.getenv("SENSOR_INTERVAL_S", "10")),
@@ -70,7 +78,7 @@ class Environment:
 
 
 def _root(prefix: str) -> str:
-    """The first path segment of a prefix: ``raw/stack=1`` is watched through ``raw``."""
+    """The first path segment of a prefix: ``raw/region=eu`` is watched through ``raw``."""
     root = prefix.strip("/").split("/", 1)[0]
     if not root:
         raise ValueError(f"empty object prefix {prefix!r}")

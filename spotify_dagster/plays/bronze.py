@@ -1,5 +1,6 @@
 """Bronze assets: landed objects in the bucket -> ``bronze.plays`` and ``bronze.quarantine``."""
 
+import logging
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,16 +12,18 @@ from pydantic import Field
 from streaming.schema import COLUMNS
 
 from ..environment import Environment
+from .audit import AuditReport, KafkaPosition, kafka_positions
 from .bronze_duckdb import LoadResult, Reconciliation
 from .landing import list_all_objects
 from .objects import download
 from .sources import LANDED_OBJECTS
-from .stores import bronze_store
+from .stores import DuckDBBronzeStore, bronze_store
 
 BRONZE_PLAYS = dg.AssetKey(["bronze", "plays"])
 BRONZE_QUARANTINE = dg.AssetKey(["bronze", "quarantine"])
 BRONZE_OP_NAME = "bronze_load"
 RECONCILE_CHECK = "reconciles_with_landed_lines"
+COMPLETENESS_CHECK = "offsets_complete"
 QUARANTINE_RATE_CHECK = "quarantine_rate_below_threshold"
 OWNERS = ["team:data-platform"]
 
@@ -69,6 +72,19 @@ class BronzeLoadConfig(dg.Config):
 
 def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
     kinds = {"s3", "duckdb" if env.warehouse == "local" else "snowflake"}
+    # The audit's SQL is DuckDB's for now; Snowflake keeps the reconciliation check.
+    audits = env.warehouse == "local"
+    completeness = [
+        dg.AssetCheckSpec(
+            COMPLETENESS_CHECK,
+            asset=BRONZE_PLAYS,
+            blocking=True,  # Gold is not built over lost or doubled plays
+            description="Per Kafka partition, Bronze + quarantine hold every offset from "
+            "the log start to the landing group's committed offset exactly once (offsets "
+            "still in landed objects count as pending); Silver accounts for every play it "
+            "has seen and Gold holds each event once. `spotify-local audit` runs the same.",
+        )
+    ]
 
     @dg.multi_asset(
         name=BRONZE_OP_NAME,
@@ -115,6 +131,7 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
                 description=f"Warns when more than {env.quarantine_rate_warn:.1%} of the "
                 "messages in a load were quarantined.",
             ),
+            *(completeness if audits else []),
         ],
         retry_policy=dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL),
     )
@@ -159,6 +176,15 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
         )
         yield _reconcile_result(reconciliation)
         yield _quarantine_rate_result(result, reconciliation, env.quarantine_rate_warn)
+        if audits and isinstance(store, DuckDBBronzeStore):
+            report = store.audit(
+                client,
+                env.s3_bucket,
+                [env.landing_root, env.quarantine_root],
+                _kafka_positions(env, context.log),
+                env.batch_max_events,
+            )
+            yield completeness_result(report)
 
     return bronze_load
 
@@ -192,6 +218,36 @@ def _quarantine_rate_result(
         passed=rate <= threshold,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={"quarantine_rate": rate, "threshold": threshold, "quarantined": bad},
+    )
+
+
+def _kafka_positions(
+    env: Environment, log: logging.Logger
+) -> dict[tuple[str, int], KafkaPosition] | None:
+    if env.kafka_bootstrap is None:
+        return None
+    try:
+        return kafka_positions(env.kafka_bootstrap, env.kafka_group, env.kafka_topic, 5.0)
+    except Exception as exc:
+        log.warning("committed offsets unavailable (%s): auditing Bronze's own range", exc)
+        return None
+
+
+def completeness_result(report: AuditReport) -> dg.AssetCheckResult:
+    totals = report.totals
+    lost_ranges = [
+        f"{p.topic}/{p.partition}: {a}-{b}" for p in report.partitions for a, b in p.gaps
+    ][:20]
+    return dg.AssetCheckResult(
+        check_name=COMPLETENESS_CHECK,
+        asset_key=BRONZE_PLAYS,
+        passed=report.ok,
+        metadata={
+            **totals,
+            "kafka_checked": report.kafka_checked,
+            **{f"downstream_{k}": v for k, v in report.downstream.items()},
+            "lost_ranges": dg.MetadataValue.md("\n".join(f"- {r}" for r in lost_ranges) or "none"),
+        },
     )
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from . import audit as audit_mod
 from . import bronze_duckdb
 from .bronze_duckdb import LoadResult, Reconciliation
 from .objects import LocalObject, corruption
@@ -98,6 +99,18 @@ class DuckDBBronzeStore:
     def newest_event_ts(self, table: str) -> datetime | None:
         with self._connect() as conn:
             return bronze_duckdb.newest_event_ts(conn, table)
+
+    def audit(
+        self,
+        client: Any,
+        bucket: str,
+        roots: Sequence[str],
+        kafka: Mapping[tuple[str, int], audit_mod.KafkaPosition] | None,
+        batch_floor: int,
+    ) -> audit_mod.AuditReport:
+        """The completeness audit (plays/audit.py) on this warehouse."""
+        with self._connect() as conn:
+            return audit_mod.run_audit(conn, client, bucket, roots, kafka, batch_floor)
 
 
 def bronze_store(resource: Any) -> BronzeStore:

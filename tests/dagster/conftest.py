@@ -32,7 +32,7 @@ class Landing:
         return self.land_values(partition, offset, self.sim.batch(count))
 
     def land_values(
-        self, partition: int, offset: int, values: list[bytes]
+        self, partition: int, offset: int, values: list[bytes], topic: str = "plays"
     ) -> tuple[str, list[str]]:
         """Land these producer payloads at consecutive offsets, as the consumer would."""
         count = len(values)
@@ -41,7 +41,7 @@ class Landing:
             raw_line(partition, offset + i, v, e)
             for i, (v, e) in enumerate(zip(values, events, strict=True))
         ]
-        key = object_key("raw", "plays", partition, offset, offset + count - 1)
+        key = object_key("raw", topic, partition, offset, offset + count - 1)
         self.client.put_object(
             Bucket=self.bucket, Key=key, Body=encode(lines), Metadata={"lines": str(len(lines))}
         )
