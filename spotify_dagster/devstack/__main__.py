@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..environment import REPO_ROOT
-from . import demo, dev
+from . import audit, demo, dev
 
 
 def positive_int(text: str) -> int:
@@ -59,6 +59,12 @@ def parser() -> argparse.ArgumentParser:
     )
     r = sub.add_parser("reset", help="wipe the durable state of make dev (.local/dev)")
     r.add_argument("--workdir", type=Path, default=dev.DEV_DIR)
+    a = sub.add_parser(
+        "audit",
+        help="check that every offset the consumer committed is in Bronze exactly once "
+        "(running or stopped stack); JSON on the last line",
+    )
+    a.add_argument("--workdir", type=Path, default=dev.DEV_DIR)
     return p
 
 
@@ -72,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         return dev.main(args.rate, args.sensor_interval, args.workdir.resolve())
     if args.command == "reset":
         return dev.reset(args.workdir.resolve())
+    if args.command == "audit":
+        workdir = args.workdir.resolve()
+        running = dev.running_launcher(workdir) is not None
+        return audit.main(workdir, running, dev.warehouse_path(workdir))
     return demo.main(args.events, args.seed, args.timeout, args.workdir.resolve())
 
 

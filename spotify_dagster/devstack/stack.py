@@ -11,6 +11,7 @@ on them.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -39,6 +40,7 @@ DAGSTER_YAML = REPO_ROOT / "deploy" / "dagster.local.yaml"
 # the user's shell cannot reach it by accident (and real credentials never reach it).
 LOCAL_AWS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local-secret"}
 TANSU_BUCKET = "tansu"
+ENDPOINTS_FILE = "endpoints.json"
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,14 @@ def local_stack(workdir: Path, duckdb_path: Path, sensor_interval_s: int) -> Ite
         ensure_bucket(make_s3_client(stack.settings), bucket)
         ensure_topic(bootstrap, stack.settings.topic, PARTITIONS)
         log.info("kafka %s, s3 %s, bucket %s, state in %s", bootstrap, endpoint, bucket, workdir)
+        write_endpoints(workdir, env)  # for `spotify-local audit` while the stack runs
         yield stack
+
+
+def write_endpoints(workdir: Path, env: Mapping[str, str]) -> None:
+    """Record where a running stack's services listen (ports change on every start)."""
+    keys = ("KAFKA_BOOTSTRAP_SERVERS", "S3_ENDPOINT_URL", "S3_BUCKET", "DUCKDB_PATH")
+    (workdir / ENDPOINTS_FILE).write_text(json.dumps({k: env[k] for k in keys if k in env}))
 
 
 @dataclass
