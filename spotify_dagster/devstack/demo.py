@@ -21,7 +21,7 @@ import duckdb
 from streaming.landing import make_s3_client
 from streaming.producer import produce
 
-from . import progress
+from . import audit, progress
 from .stack import daemon, local_stack, process, python
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,12 @@ def run_demo(events: int, seed: int, timeout_s: float, workdir: Path) -> dict[st
             instance = dg.DagsterInstance.from_config(stack.env["DAGSTER_HOME"])
             _wait_loaded(instance, landed, started + timeout_s)
             runs = progress.run_statuses(instance)
+        # The consumer has committed and Dagster let go of the warehouse: audit it all.
+        report = audit.audit_stack(stack.env)
     summary = {"produced": stats.delivered, "produce_failed": stats.failed, "landed": landed}
     summary.update(warehouse_counts(warehouse))
     summary["ingest_runs"] = runs
+    summary["audit"] = {k: v for k, v in report.as_json().items() if k != "by_partition"}
     summary["seconds"] = round(time.monotonic() - started, 1)
     summary["warehouse"] = str(warehouse)
     return summary
@@ -127,6 +130,7 @@ def passed(summary: dict[str, Any]) -> bool:
         summary["produce_failed"] == 0
         and len({summary[s] for s in stages}) == 1
         and not summary.get("gold_tables_empty", ["?"])
+        and summary.get("audit", {}).get("ok", False)
     )
 
 
