@@ -28,11 +28,11 @@ def make_objects(into: Path, rows: int, sim: Simulator, partition: int = 0) -> l
         lines = [raw_line(partition, start + i, v, {}) for i, v in enumerate(sim.batch(n))]
         path = into / f"{partition}-{start:012d}.ndjson.gz"
         path.write_bytes(encode(lines))
-        key = object_key("raw", "plays", partition, start)
+        last = start + n - 1
+        key = object_key("raw", "plays", partition, start, last)
+        size = path.stat().st_size
         objects.append(
-            LocalObject(
-                key, "plays", "plays", partition, start, path, "etag", path.stat().st_size, n
-            )
+            LocalObject(key, "plays", "plays", partition, start, last, path, "etag", size, n)
         )
     return objects
 
@@ -58,7 +58,7 @@ def run(rows: int, baseline_rows: int, runs: int) -> tuple[Row, dict]:
                 raise RuntimeError(f"Bronze loaded {loaded} of {rows}")
             ours.append(rows / t["wall"])
             cpu.append(t["cpu"] / rows * 1e6)
-        few = [o for o in objects if o.start_offset < baseline_rows]
+        few = [o for o in objects if o.first_offset < baseline_rows]
         n_base = sum(o.expected_lines or 0 for o in few)
         for i in range(runs):
             with timed() as t:

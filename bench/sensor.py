@@ -29,6 +29,7 @@ from .common import Row, median
 TARGET_RATIO = 2.0
 PARTITIONS = 3
 NEW = 10
+OBJECT_EVENTS = 10_000  # offsets per object: keys name adjacent, disjoint ranges
 PUT_THREADS = 32
 BODY = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 
@@ -43,10 +44,13 @@ def _put_many(client: Any, bucket: str, keys: list[str]) -> float:
 
 def _keys(partition_count: int, start: int, n: int) -> list[str]:
     """``n`` keys spread over the partitions, offsets from ``start``, in key order."""
-    return [
-        object_key("raw", "plays", i % partition_count, (start + i // partition_count) * 10_000)
-        for i in range(n)
-    ]
+    keys = []
+    for i in range(n):
+        first = (start + i // partition_count) * OBJECT_EVENTS
+        keys.append(
+            object_key("raw", "plays", i % partition_count, first, first + OBJECT_EVENTS - 1)
+        )
+    return keys
 
 
 class _Bucket:

@@ -47,31 +47,47 @@ class FakeSnowflake:
 
 
 def write_object(directory: Path, key: str, lines: list[bytes], kind: str = "plays") -> LocalObject:
-    """A landed object as ``objects.download`` leaves it on disk."""
-    _, topic, partition, offset = parse_key(key)
+    """A landed object as ``objects.download`` leaves it on disk (metadata: its lines)."""
+    return write_raw(directory, key, gzip.compress(b"".join(lines)), kind, len(lines))
+
+
+def write_raw(
+    directory: Path, key: str, body: bytes, kind: str = "plays", lines: int | None = None
+) -> LocalObject:
+    """An object with exactly ``body`` (zero bytes, garbage) and ``lines`` metadata."""
+    parsed = parse_key(key)
     path = directory / f"{uuid.uuid4().hex}.ndjson.gz"
-    body = gzip.compress(b"".join(lines))
     path.write_bytes(body)
     return LocalObject(
         key=key,
         kind=kind,
-        topic=topic,
-        partition=partition,
-        start_offset=offset,
+        topic=parsed.topic,
+        partition=parsed.partition,
+        first_offset=parsed.first_offset,
+        last_offset=parsed.last_offset,
         path=path,
         etag=uuid.uuid4().hex,
         size=len(body),
-        expected_lines=len(lines),
+        expected_lines=lines,
     )
 
 
-def play_lines(sim: Simulator, partition: int, offset: int, count: int) -> list[bytes]:
-    values = sim.batch(count)
+def lines_of(values: list[bytes], partition: int, offset: int) -> list[bytes]:
+    """Consumer lines for ``values`` read from ``partition`` starting at ``offset``."""
     return [raw_line(partition, offset + i, v, validate(v)) for i, v in enumerate(values)]
+
+
+def play_lines(sim: Simulator, partition: int, offset: int, count: int) -> list[bytes]:
+    return lines_of(sim.batch(count), partition, offset)
+
+
+def values_object(directory: Path, values: list[bytes], partition: int, offset: int) -> LocalObject:
+    """The object a consumer lands for ``values`` read from ``partition`` at ``offset``."""
+    key = object_key("raw", "plays", partition, offset, offset + len(values) - 1)
+    return write_object(directory, key, lines_of(values, partition, offset))
 
 
 def play_object(
     directory: Path, sim: Simulator, partition: int, offset: int, count: int
 ) -> LocalObject:
-    key = object_key("raw", "plays", partition, offset)
-    return write_object(directory, key, play_lines(sim, partition, offset, count))
+    return values_object(directory, sim.batch(count), partition, offset)

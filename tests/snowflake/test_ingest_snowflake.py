@@ -42,7 +42,7 @@ def bucket(s3_endpoint: str, snowflake_db: str, monkeypatch: pytest.MonkeyPatch)
 
 def land(client, bucket: str, sim: Simulator, partition: int, offset: int, count: int) -> str:
     lines = play_lines(sim, partition, offset, count)
-    key = object_key("raw", "plays", partition, offset)
+    key = object_key("raw", "plays", partition, offset, offset + count - 1)
     client.put_object(
         Bucket=bucket, Key=key, Body=encode(lines), Metadata={"lines": str(len(lines))}
     )
