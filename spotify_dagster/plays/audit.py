@@ -97,8 +97,19 @@ class AuditReport:
         }
 
     @property
+    def complete(self) -> bool:
+        """Nothing lost or doubled: what the blocking check demands before Gold is built.
+
+        Conflicts are left out on purpose: both copies are kept (one in quarantine, with
+        its bytes and reason), and failing every later run on an old conflict would stop
+        Gold for good. They fail ``ok``, which operators and the demo look at.
+        """
+        t = self.totals
+        return t["gaps"] == t["lost"] == t["duplicated"] == 0
+
+    @property
     def ok(self) -> bool:
-        """No play lost, doubled or overwritten (pending and stuck work is not a loss)."""
+        """No play lost, doubled or in conflict (pending and stuck work is not a loss)."""
         t = self.totals
         return (
             t["gaps"]

@@ -82,7 +82,8 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
             description="Per Kafka partition, Bronze + quarantine hold every offset from "
             "the log start to the landing group's committed offset exactly once (offsets "
             "still in landed objects count as pending); Silver accounts for every play it "
-            "has seen and Gold holds each event once. `spotify-local audit` runs the same.",
+            "has seen and Gold holds each event once. Offset and event_id conflicts are "
+            "counted here and fail `spotify-local audit`, which runs the same audit.",
         )
     ]
 
@@ -241,7 +242,7 @@ def completeness_result(report: AuditReport) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=COMPLETENESS_CHECK,
         asset_key=BRONZE_PLAYS,
-        passed=report.ok,
+        passed=report.complete,
         metadata={
             **totals,
             "kafka_checked": report.kafka_checked,
