@@ -133,6 +133,7 @@ def local_stack(workdir: Path, duckdb_path: Path, sensor_interval_s: int) -> Ite
         ensure_topic(bootstrap, stack.settings.topic, PARTITIONS)
         log.info("kafka %s, s3 %s, bucket %s, state in %s", bootstrap, endpoint, bucket, workdir)
         write_endpoints(workdir, env)  # for `spotify-local audit` while the stack runs
+        fail_orphaned_runs(home)
         yield stack
 
 
@@ -140,6 +141,32 @@ def write_endpoints(workdir: Path, env: Mapping[str, str]) -> None:
     """Record where a running stack's services listen (ports change on every start)."""
     keys = ("KAFKA_BOOTSTRAP_SERVERS", "S3_ENDPOINT_URL", "S3_BUCKET", "DUCKDB_PATH")
     (workdir / ENDPOINTS_FILE).write_text(json.dumps({k: env[k] for k in keys if k in env}))
+
+
+IN_PROGRESS = ("STARTING", "STARTED", "CANCELING")
+
+
+def fail_orphaned_runs(dagster_home: Path) -> int:
+    """Fail runs left in progress by a launcher that died (SIGKILL, power loss).
+
+    Called before Dagster starts on this state, when no run process can be alive: the
+    DefaultRunLauncher cannot health-check run workers, so without this a run killed with
+    `dagster dev` stays STARTED (holding the warehouse's one-run slot) until run
+    monitoring's max runtime. The sensor then requests its objects again.
+    """
+    import dagster as dg
+
+    statuses = [dg.DagsterRunStatus[s] for s in IN_PROGRESS]
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        orphans = instance.get_runs(dg.RunsFilter(statuses=statuses))
+        for run in orphans:
+            instance.report_run_failed(
+                run, "Its process died with the previous make dev (found at start-up)."
+            )
+            log.warning(
+                "run %s (%s) was left %s: marked failed", run.run_id, run.job_name, run.status.value
+            )
+    return len(orphans)
 
 
 @dataclass
@@ -180,6 +207,11 @@ class Child:
     def exit_code(self) -> int | None:
         """None while running (or never started)."""
         return None if self.proc is None else self.proc.poll()
+
+    def terminate(self) -> None:
+        """Ask the child to stop (SIGTERM to its group) without waiting for it."""
+        if self.proc is not None and self.proc.poll() is None:
+            _signal_group(self.proc.pid, signal.SIGTERM)
 
     def stop(self, timeout_s: float, force: threading.Event | None = None) -> None:
         """SIGTERM the child's process group; SIGKILL after ``timeout_s`` or on ``force``."""

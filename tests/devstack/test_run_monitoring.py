@@ -99,3 +99,30 @@ def test_daemon_fails_a_started_run_whose_worker_died(home: Path, tmp_path: Path
     finally:
         os.killpg(daemon.pid, signal.SIGKILL)
         daemon.wait()
+
+
+def test_make_dev_fails_runs_left_in_progress_by_a_killed_launcher(home: Path) -> None:
+    """`dagster dev` SIGKILLed mid-run leaves the run STARTED, holding the warehouse slot
+    (limit 1): without this, nothing new would load for max_runtime_seconds."""
+    from dagster._core.test_utils import create_run_for_test
+
+    from spotify_dagster.devstack.stack import fail_orphaned_runs
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        started = create_run_for_test(
+            instance, job_name="ingest_plays", status=dg.DagsterRunStatus.STARTED
+        )
+        queued = create_run_for_test(
+            instance, job_name="ingest_plays", status=dg.DagsterRunStatus.NOT_STARTED
+        )
+        done = create_run_for_test(
+            instance, job_name="ingest_plays", status=dg.DagsterRunStatus.SUCCESS
+        )
+
+    assert fail_orphaned_runs(home) == 1
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        status = {r.run_id: r.status for r in instance.get_runs()}
+    assert status[started.run_id] == dg.DagsterRunStatus.FAILURE
+    assert status[queued.run_id] == dg.DagsterRunStatus.NOT_STARTED  # not in progress: left
+    assert status[done.run_id] == dg.DagsterRunStatus.SUCCESS
