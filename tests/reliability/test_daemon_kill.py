@@ -1,0 +1,105 @@
+"""Kill Dagster mid-run and restart it: the real daemon, its run queue and run monitoring.
+
+The daemon's whole process group (daemon, its code server and the run worker under it)
+is SIGKILLed while an ingest run is STARTED, then the daemon restarts on the same
+DAGSTER_HOME. Run monitoring must end the orphaned run in FAILURE, the sensor must
+request it again, and Gold must hold exactly the produced event_ids.
+
+deploy/dagster.local.yaml fails an orphaned run through ``max_runtime_seconds`` (600 s:
+the DefaultRunLauncher cannot health-check workers). The scenario keeps every other
+setting of that file and scales the runtime and cancel limits down to fit in 3 minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from spotify_dagster.plays.sensor import ATTEMPT_TAG
+
+from .daemon_support import (
+    assert_audit_clean,
+    assert_exact,
+    copy_logs,
+    daemon_stack,
+    exactness,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.reliability, pytest.mark.integration, pytest.mark.timeout(300)]
+
+EVENTS = 3_000
+SEED = 91
+# An ingest run (Bronze load + dbt build) took 36 s on a loaded 2-core machine.
+MAX_RUNTIME_S = 60
+CANCEL_TIMEOUT_S = 10
+MONITORING = {
+    "run_monitoring": {
+        "max_runtime_seconds": MAX_RUNTIME_S,
+        "cancel_timeout_seconds": CANCEL_TIMEOUT_S,
+        "poll_interval_seconds": 2,
+    }
+}
+
+
+def test_daemon_sigkilled_mid_run_then_restarted(tmp_path: Path, report: dict[str, Any]) -> None:
+    started = time.monotonic()
+    with daemon_stack(tmp_path / "stack", MONITORING) as ds:
+        try:
+            ds.produce(EVENTS, seed=SEED)
+
+            def a_started_run() -> bool:
+                return bool(ds.runs([dg.DagsterRunStatus.STARTED]))
+
+            waited = wait_for("a STARTED ingest run", a_started_run, 150, every_s=0.2)
+            [orphan] = ds.runs([dg.DagsterRunStatus.STARTED])
+            assert ds.daemon.proc is not None
+            os.killpg(ds.daemon.proc.pid, signal.SIGKILL)
+            ds.daemon.proc.wait()
+            killed_at = time.monotonic()
+            assert ds.instance.get_run_by_id(orphan.run_id).status == dg.DagsterRunStatus.STARTED
+            ds.start_daemon()
+
+            def orphan_ended() -> bool:
+                run = ds.instance.get_run_by_id(orphan.run_id)
+                return run is not None and run.is_finished
+
+            wait_for("run monitoring to end the orphaned run", orphan_ended, 150)
+            orphan_status = ds.instance.get_run_by_id(orphan.run_id).status
+            orphan_ended_s = time.monotonic() - killed_at
+            settle_s = ds.wait_settled(EVENTS, 150) if orphan_status.value == "FAILURE" else 0.0
+            ds.stop_daemon()
+            runs = ds.runs()
+            retries = [r for r in runs if r.tags.get("spotify/retry_of") == orphan.run_id]
+            figures = exactness(set(ds.produced_ids), ds.gold())
+            report.update(
+                {
+                    **{k: v for k, v in figures.items() if not k.endswith("_sample")},
+                    "runs": ds.status_counts(),
+                    "orphan_status": orphan_status.value,
+                    "orphan_ended_after_s": round(orphan_ended_s, 1),
+                    "waited_for_started_s": round(waited, 1),
+                    "settle_s": round(settle_s, 1),
+                    "longest_run_s": ds.longest_run_s(exclude={orphan.run_id}),
+                }
+            )
+            assert orphan_status == dg.DagsterRunStatus.FAILURE, (
+                f"the orphaned run {orphan.run_id} ended {orphan_status.value}, not FAILURE: "
+                f"the sensor retries FAILURE runs only. Runs: {ds.status_counts()}; "
+                f"Gold vs produced: {figures}"
+            )
+            assert [r.status for r in retries] == [dg.DagsterRunStatus.SUCCESS], retries
+            assert retries[0].tags[ATTEMPT_TAG] == "2"
+            assert [r.run_id for r in ds.failed_runs()] == [orphan.run_id], ds.status_counts()
+            assert not ds.other_end_states(), ds.status_counts()
+            assert_exact(figures)
+            report.update(assert_audit_clean(ds.audit()))
+        finally:
+            copy_logs(tmp_path / "stack", tmp_path / "logs")
+    report["seconds"] = round(time.monotonic() - started, 1)
