@@ -1,6 +1,6 @@
 {#
     The one definition of what Silver accepts from `bronze.plays`, shared by
-    `stg_bronze__plays` (keeps rows whose reason is null) and `stg_bronze__plays_rejected`
+    `int_plays__deduplicated` (keeps rows whose reason is null) and `int_plays__rejected`
     (keeps the others, with the reason), so the two can never disagree.
 
     Columns are those of the models' `renamed` CTE. Required fields, in payload order, with the

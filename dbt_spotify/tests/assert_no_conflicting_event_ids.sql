@@ -1,14 +1,14 @@
 -- An event_id that Bronze holds for two different plays is a lost play, not a retry: Silver
--- keeps the first and stg_bronze__plays_rejected the other as conflicting_event_id. A warning,
+-- keeps the first and int_plays__rejected the other as conflicting_event_id. A warning,
 -- so the pipeline keeps going while the collision shows on the rejects' asset checks.
 
-{{ config(severity='warn', meta={'dagster': {'ref': {'name': 'stg_bronze__plays_rejected'}}}) }}
+{{ config(severity='warn', meta={'dagster': {'ref': {'name': 'int_plays__rejected'}}}) }}
 
 with
 
 rejected as (
 
-    select * from {{ ref('stg_bronze__plays_rejected') }}
+    select * from {{ ref('int_plays__rejected') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 plays as (
 
-    select * from {{ ref('stg_bronze__plays') }}
+    select * from {{ ref('int_plays__deduplicated') }}
 
 ),
 

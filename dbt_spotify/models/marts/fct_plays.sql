@@ -8,14 +8,14 @@
     )
 }}
 
-{#- Silver rows loaded at or after this bound are (re)read; none = read everything. -#}
+{#- Silver plays loaded at or after this bound are (re)read; none = read everything. -#}
 {%- set lower_bound = incremental_lower_bound('loaded_at') %}
 
 with
 
 plays as (
 
-    select * from {{ ref('stg_bronze__plays') }}
+    select * from {{ ref('int_plays__deduplicated') }}
     {%- if lower_bound is not none %}
         where loaded_at >= {{ lower_bound }}
     {%- endif %}
@@ -24,16 +24,9 @@ plays as (
 
 already_loaded as (
 
-    {% if is_incremental() -%}
-        -- The look-back re-reads plays already here; skip them rather than delete and re-insert.
-        select gold_plays.event_id
-        from {{ this }} as gold_plays
-        where gold_plays.event_ts >= (select min(plays.event_ts) from plays)
-    {%- else -%}
-        select plays.event_id
-        from plays
-        where 1 = 0
-    {%- endif %}
+    -- The look-back re-reads plays already here; skip them rather than delete and re-insert.
+    -- Silver holds each event_id once, so a repeat has the same event_ts: prune on it.
+    {{ already_loaded('plays', since_column='event_ts') }}
 
 ),
 

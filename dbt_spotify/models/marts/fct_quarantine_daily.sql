@@ -19,7 +19,7 @@ silver_rejected as (
         'silver' as pipeline_stage,
         reason,
         loaded_at as quarantined_at
-    from {{ ref('stg_bronze__plays_rejected') }}
+    from {{ ref('int_plays__rejected') }}
 
 ),
 

@@ -8,65 +8,25 @@
     )
 }}
 
-{#- Bronze rows loaded at or after this bound are (re)read; none = read everything. -#}
+{#- Staged Bronze rows loaded at or after this bound are (re)read; none = read everything. -#}
 {%- set lower_bound = incremental_lower_bound('loaded_at') %}
 
 with
 
-source as (
+plays as (
 
-    select * from {{ source('bronze', 'plays') }}
+    select * from {{ ref('stg_bronze__plays') }}
     {%- if lower_bound is not none %}
         where loaded_at >= {{ lower_bound }}
     {%- endif %}
 
 ),
 
-renamed as (
-
-    select
-        -- ids
-        nullif(trim(event_id), '') as event_id,
-        nullif(trim(user_id), '') as user_id,
-        nullif(trim(session_id), '') as session_id,
-        nullif(trim(track_id), '') as track_id,
-        nullif(trim(artist_id), '') as artist_id,
-
-        -- descriptive
-        nullif(trim(track_name), '') as track_name,
-        nullif(trim(artist), '') as artist_name,
-        nullif(trim(album), '') as album_name,
-        nullif(trim(genre), '') as genre,
-        nullif(trim(region), '') as region,
-        nullif(upper(trim(country)), '') as country,
-        nullif(lower(trim(device_type)), '') as device_type,
-        schema_version,
-
-        -- measures
-        duration_ms,
-        ms_played,
-        skipped as is_skipped,
-
-        -- timestamps
-        event_ts,
-
-        -- lineage
-        source_key,
-        kafka_topic,
-        kafka_partition,
-        kafka_offset,
-        loaded_at,
-        load_id
-
-    from source
-
-),
-
 valid as (
 
     -- What Silver accepts is defined once, in macros/play_checks.sql; every row left out here
-    -- is in stg_bronze__plays_rejected with the reason.
-    select * from renamed
+    -- is in int_plays__rejected with the reason.
+    select * from plays
     where {{ play_rejection_reason() }} is null
 
 ),
@@ -74,7 +34,7 @@ valid as (
 ranked as (
 
     -- Producer retries put the same event in Bronze more than once; the first copy loaded wins.
-    -- The later copies go to stg_bronze__plays_rejected (duplicate or conflicting event_id).
+    -- The later copies go to int_plays__rejected (duplicate or conflicting event_id).
     select
         *,
         row_number() over (
@@ -94,17 +54,9 @@ deduplicated as (
 
 already_loaded as (
 
-    {% if is_incremental() -%}
-        -- Any earlier play with the id, whatever its event_ts: a retry has the same event_ts,
-        -- but a colliding id (a producer replaying ids) does not, and must not replace it.
-        select silver_plays.event_id
-        from {{ this }} as silver_plays
-        where silver_plays.event_id in (select deduplicated.event_id from deduplicated)
-    {%- else -%}
-        select deduplicated.event_id
-        from deduplicated
-        where 1 = 0
-    {%- endif %}
+    -- Any earlier play with the id, whatever its event_ts: a retry has the same event_ts,
+    -- but a colliding id (a producer replaying ids) does not, and must not replace it.
+    {{ already_loaded('deduplicated', match_on='event_id') }}
 
 ),
 
@@ -135,9 +87,9 @@ final as (
         device_type,
         schema_version,
         event_ts,
-        {{ to_utc_timestamp('event_ts') }} as event_ts_utc,
-        cast({{ to_utc_timestamp('event_ts') }} as date) as event_date,
-        {{ dbt.date_trunc('hour', to_utc_timestamp('event_ts')) }} as event_hour,
+        event_ts_utc,
+        event_date,
+        event_hour,
         duration_ms,
         ms_played,
         ms_played / 1000.0 as seconds_played,
