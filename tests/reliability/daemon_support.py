@@ -1,7 +1,7 @@
 """Harness for fault scenarios at the level users run: the real ``dagster-daemon``.
 
 The scenarios in ``test_daemon_*.py`` start the durable local services of ``make dev``
-(SeaweedFS + Tansu, ``spotify_dagster.devstack.stack.local_stack``), the real landing
+(SeaweedFS + Tansu, ``spotify_local.stack.local_stack``), the real landing
 consumer (``python -m streaming.consumer``) and ``dagster-daemon run`` (sensor, run queue
 and run monitoring) as subprocesses in their own sessions, with DAGSTER_HOME a tmp
 directory holding ``deploy/dagster.local.yaml``. Nothing is executed in-process: the
@@ -31,8 +31,11 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 from dagster._core.scheduler.instigation import TickStatus
 
-from spotify_dagster.devstack.audit import audit_stack
-from spotify_dagster.devstack.stack import (
+from spotify_dagster.defs.bronze.audit import AuditReport
+from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
+from spotify_dagster.defs.landing.sensor import SENSOR_NAME
+from spotify_local.audit import audit_stack
+from spotify_local.stack import (
     DAGSTER_YAML,
     PARTITIONS,
     Child,
@@ -41,9 +44,6 @@ from spotify_dagster.devstack.stack import (
     local_stack,
     python,
 )
-from spotify_dagster.plays.audit import AuditReport
-from spotify_dagster.plays.jobs import INGEST_JOB_NAME
-from spotify_dagster.plays.sensor import SENSOR_NAME
 from streaming.producer import ProduceStats, produce
 
 from .conftest import RecordingSimulator

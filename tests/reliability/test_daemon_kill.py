@@ -21,7 +21,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from spotify_dagster.plays.sensor import ATTEMPT_TAG
+from spotify_dagster.defs.landing.sensor import ATTEMPT_TAG
 
 from .daemon_support import (
     assert_audit_clean,
