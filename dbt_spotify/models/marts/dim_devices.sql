@@ -12,7 +12,7 @@ play_stats as (
         device_type,
         count(*) as play_count,
         count(distinct user_id) as listener_count,
-        sum(ms_played) as ms_played,
+        cast(sum(ms_played) as bigint) as ms_played,
         min(event_ts) as first_played_at,
         max(event_ts) as last_played_at
     from plays

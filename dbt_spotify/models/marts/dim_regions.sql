@@ -13,7 +13,7 @@ play_stats as (
         count(distinct country) as country_count,
         count(*) as play_count,
         count(distinct user_id) as listener_count,
-        sum(ms_played) as ms_played,
+        cast(sum(ms_played) as bigint) as ms_played,
         min(event_ts) as first_played_at,
         max(event_ts) as last_played_at
     from plays

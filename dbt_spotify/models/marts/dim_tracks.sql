@@ -30,8 +30,8 @@ play_stats as (
         track_id,
         count(*) as play_count,
         count(distinct user_id) as listener_count,
-        sum(ms_played) as ms_played,
-        sum(case when is_skipped then 1 else 0 end) as skip_count,
+        cast(sum(ms_played) as bigint) as ms_played,
+        cast(sum(case when is_skipped then 1 else 0 end) as bigint) as skip_count,
         min(event_ts) as first_played_at,
         max(event_ts) as last_played_at
     from plays

@@ -57,7 +57,7 @@ final as (
         event_hour,
         duration_ms,
         ms_played,
-        seconds_played,
+        cast(seconds_played as double) as seconds_played,
         completion_ratio,
         is_skipped,
         is_complete,

@@ -18,9 +18,9 @@ device_stats as (
         device_type,
         count(*) as play_count,
         count(distinct user_id) as listener_count,
-        sum(ms_played) as ms_played,
+        cast(sum(ms_played) as bigint) as ms_played,
         avg(seconds_played) as avg_seconds_played,
-        sum(case when is_skipped then 1 else 0 end) as skip_count,
+        cast(sum(case when is_skipped then 1 else 0 end) as bigint) as skip_count,
         sum(case when is_complete then 1 else 0 end) as complete_count
     from plays
     group by device_type

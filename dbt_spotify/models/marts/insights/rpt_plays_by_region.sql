@@ -13,8 +13,8 @@ region_stats as (
         count(*) as play_count,
         count(distinct user_id) as listener_count,
         count(distinct country) as country_count,
-        sum(ms_played) as ms_played,
-        sum(case when is_skipped then 1 else 0 end) as skip_count,
+        cast(sum(ms_played) as bigint) as ms_played,
+        cast(sum(case when is_skipped then 1 else 0 end) as bigint) as skip_count,
         avg(completion_ratio) as avg_completion_ratio
     from plays
     group by region
@@ -29,7 +29,7 @@ final as (
         listener_count,
         country_count,
         ms_played,
-        round(ms_played / 3600000.0, 2) as hours_played,
+        round(cast(ms_played as double) / 3600000, 2) as hours_played,
         round(cast(play_count as double) / sum(play_count) over (), 4) as share_of_plays,
         round(cast(skip_count as double) / play_count, 4) as skip_rate,
         round(avg_completion_ratio, 4) as avg_completion_ratio,

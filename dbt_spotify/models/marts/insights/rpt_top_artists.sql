@@ -18,7 +18,7 @@ artist_stats as (
         artist_id,
         count(*) as play_count,
         count(distinct user_id) as listener_count,
-        sum(ms_played) as ms_played
+        cast(sum(ms_played) as bigint) as ms_played
     from plays
     group by artist_id
 

@@ -19,8 +19,8 @@ hourly as (
         track_id,
         count(*) as play_count,
         count(distinct user_id) as listener_count,
-        sum(ms_played) as ms_played,
-        sum(case when is_skipped then 1 else 0 end) as skip_count
+        cast(sum(ms_played) as bigint) as ms_played,
+        cast(sum(case when is_skipped then 1 else 0 end) as bigint) as skip_count
     from plays
     group by event_hour, track_id
 
