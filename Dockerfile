@@ -21,8 +21,10 @@ WORKDIR /app
 
 # Dependencies first, in their own layer: code edits do not reinstall them.
 # dagster-postgres: the compose instance keeps runs and the sensor cursor in PostgreSQL.
-COPY pyproject.toml README.md LICENSE NOTICE ./
-RUN uv pip install -r pyproject.toml --extra snowflake "dagster-postgres>=0.29,<0.30"
+COPY pyproject.toml uv.lock README.md LICENSE NOTICE ./
+# The locked versions CI tested (uv.lock), exported for the system interpreter.
+RUN uv export --locked --no-hashes --no-emit-project --extra snowflake -o /tmp/requirements.txt \
+ && uv pip install -r /tmp/requirements.txt "dagster-postgres>=0.29,<0.30"
 
 COPY streaming/ streaming/
 COPY spotify_dagster/ spotify_dagster/
@@ -31,10 +33,9 @@ COPY deploy/healthcheck.py deploy/healthcheck.py
 # Editable, so spotify_dagster finds dbt_spotify/ beside it (environment.REPO_ROOT = /app).
 RUN uv pip install --no-deps --editable .
 
-# Bake the dbt manifest: Dagster builds the asset graph from it without parsing at start.
-# Parsing opens no connection; the profile only needs DUCKDB_PATH to render.
-RUN DBT_TARGET=local DUCKDB_PATH=/tmp/parse.duckdb \
-    dbt parse --project-dir dbt_spotify --profiles-dir dbt_spotify --quiet \
+# Bake the dbt component's state (the parsed manifest): the code server builds the asset
+# graph from it without parsing at start. Parsing opens no connection.
+RUN DBT_TARGET=local DUCKDB_PATH=/tmp/parse.duckdb dg utils refresh-defs-state \
  && test -s dbt_spotify/target/manifest.json
 
 COPY deploy/dagster.compose.yaml ${DAGSTER_HOME}/dagster.yaml

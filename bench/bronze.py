@@ -7,8 +7,8 @@ from pathlib import Path
 
 import duckdb
 
-from spotify_dagster.plays import bronze_duckdb
-from spotify_dagster.plays.objects import LocalObject
+from spotify_dagster.defs.bronze import duckdb_store as bronze_duckdb
+from spotify_dagster.defs.bronze.objects import LocalObject
 from streaming.batching import encode, raw_line
 from streaming.keys import object_key
 from streaming.simulator import Simulator

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import duckdb
 
-from spotify_dagster.analytics.project import dbt_executable
+from spotify_dagster.components.dbt_cli import dbt_executable
+from spotify_dagster.defs.bronze import duckdb_store as bronze_duckdb
 from spotify_dagster.environment import DBT_PROJECT_DIR
-from spotify_dagster.plays import bronze_duckdb
 from streaming.simulator import Simulator
 
 from .bronze import load_into, make_objects

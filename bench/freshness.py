@@ -20,9 +20,9 @@ from pathlib import Path
 import dagster as dg
 import orjson
 
-from spotify_dagster.devstack import demo, progress
-from spotify_dagster.devstack.stack import daemon, local_stack, process, python
-from spotify_dagster.plays.jobs import INGEST_JOB_NAME
+from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
+from spotify_local import demo, progress
+from spotify_local.stack import daemon, local_stack, process, python
 from streaming.landing import make_s3_client
 from streaming.schema import parse_ts
 

@@ -17,11 +17,9 @@ import boto3
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
+from spotify_dagster.defs.landing.listing import LandingCursor
+from spotify_dagster.defs.landing.sensor import build_landing_sensor
 from spotify_dagster.environment import Environment
-from spotify_dagster.plays.bronze import build_bronze_assets
-from spotify_dagster.plays.jobs import build_ingest_job
-from spotify_dagster.plays.landing import LandingCursor
-from spotify_dagster.plays.sensor import build_landing_sensor
 from streaming.keys import object_key
 
 from .common import Row, median
@@ -81,7 +79,7 @@ class _Bucket:
 def _sensor(endpoint: str, bucket: str) -> dg.SensorDefinition:
     os.environ.update({"S3_BUCKET": bucket, "S3_ENDPOINT_URL": endpoint})
     env = Environment.from_env()
-    return build_landing_sensor(env, build_ingest_job(env, build_bronze_assets(env)))
+    return build_landing_sensor(env)
 
 
 def _tick(endpoint: str, b: _Bucket, instance: dg.DagsterInstance) -> float:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from streaming.settings import Settings
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_spotify"
 
@@ -26,6 +28,7 @@ class Environment:
     duckdb_path: Path
     s3_endpoint_url: str | None
     s3_bucket: str
+    aws_region: str
     kafka_topic: str
     # None: the broker is not known here (tests without Kafka); the completeness audit then
     # checks Bronze's own offsets only.
@@ -42,23 +45,30 @@ class Environment:
 
     @classmethod
     def from_env(cls) -> Environment:
+        """The Dagster side of the settings; what the streaming services also read (bucket,
+        prefixes, topic, broker, region, batch size) comes from their ``Settings``, so the
+        two cannot disagree."""
         warehouse = os.getenv("WAREHOUSE", "local").strip().lower()
         if warehouse not in WAREHOUSES:
             raise ValueError(f"WAREHOUSE must be one of {WAREHOUSES}, got {warehouse!r}")
+        stream = Settings.from_env()
         duckdb_path = Path(os.getenv("DUCKDB_PATH", str(REPO_ROOT / "data" / "warehouse.duckdb")))
         return cls(
-            warehouse=warehouse,  # type: ignore[arg-type]
+            warehouse=warehouse,
             duckdb_path=duckdb_path.expanduser().resolve(),
-            s3_endpoint_url=os.getenv("S3_ENDPOINT_URL") or None,
-            s3_bucket=os.getenv("S3_BUCKET", "spotify-landing"),
-            kafka_topic=os.getenv("KAFKA_TOPIC", "plays"),
+            s3_endpoint_url=stream.s3_endpoint_url,
+            s3_bucket=stream.bucket,
+            aws_region=stream.aws_region,
+            kafka_topic=stream.topic,
+            # Unset means no broker is known here (tests without Kafka): the audit then
+            # checks Bronze's own offsets only.
             kafka_bootstrap=os.getenv("KAFKA_BOOTSTRAP_SERVERS") or None,
-            kafka_group=os.getenv("KAFKA_GROUP_ID", "spotify-landing"),
-            batch_max_events=int(os.getenv("BATCH_MAX_EVENTS", "10000")),
+            kafka_group=stream.group_id,
+            batch_max_events=stream.batch_max_events,
             # The sensor watches the roots; the consumer may write below them with a
             # longer prefix (``raw/region=eu``).
-            landing_root=_root(os.getenv("LANDING_PREFIX", "raw")),
-            quarantine_root=_root(os.getenv("QUARANTINE_PREFIX", "quarantine")),
+            landing_root=_root(stream.landing_prefix),
+            quarantine_root=_root(stream.quarantine_prefix),
             sensor_interval_s=int(os.getenv("SENSOR_INTERVAL_S", "10")),
             max_objects_per_run=int(os.getenv("SENSOR_MAX_OBJECTS_PER_RUN", "500")),
             quarantine_rate_warn=float(os.getenv("QUARANTINE_RATE_WARN", "0.01")),

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
@@ -65,7 +66,9 @@ class Lander:
     # -- messages ---------------------------------------------------------------------
     def add(self, msg: Message, now: datetime | None = None) -> None:
         """Validate one message and append its line to its partition's open batch."""
-        p, offset, value = msg.partition(), msg.offset(), msg.value() or b""
+        # Messages from consume() always carry both; only produce-side messages lack them.
+        p, offset = cast(int, msg.partition()), cast(int, msg.offset())
+        value = msg.value() or b""
         self.stats.messages += 1
         self.last_activity = time.monotonic()
         batch = self.open.get(p)

@@ -7,6 +7,7 @@ check, and exit non-zero, instead of retrying silently or printing a stack trace
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -31,9 +32,12 @@ class PreflightError(RuntimeError):
 
 def check_kafka(bootstrap: str, timeout_s: float = KAFKA_TIMEOUT_S) -> None:
     # librdkafka would log every failed connection attempt itself; this check reports once.
-    admin = AdminClient(
-        {"bootstrap.servers": bootstrap, "log_level": 0, "logger": logging.getLogger("quiet")}
-    )
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "log_level": 0,
+        "logger": logging.getLogger("quiet"),
+    }
+    admin = AdminClient(config)
     try:
         admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:

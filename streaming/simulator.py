@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import numpy as np
 
@@ -203,5 +204,5 @@ class Simulator:
                 device[u] = device_frags[devices[k]]
                 k += 1
             left[u] -= 1
-            out.append((session[u], device[u]))  # type: ignore[arg-type]
+            out.append((cast(bytes, session[u]), device[u]))  # set above when it ran out
         return out

@@ -21,7 +21,7 @@ def test_demo_lands_every_event_in_gold_exactly_once(tmp_path: Path):
         [
             sys.executable,
             "-m",
-            "spotify_dagster.devstack",
+            "spotify_local",
             "demo",
             "--events",
             str(EVENTS),

@@ -15,9 +15,9 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from spotify_dagster.definitions import defs
-from spotify_dagster.plays.audit import kafka_positions, run_audit
-from spotify_dagster.plays.bronze import BRONZE_PLAYS, COMPLETENESS_CHECK
-from spotify_dagster.plays.sensor import run_config_for
+from spotify_dagster.defs.bronze.assets import BRONZE_PLAYS, COMPLETENESS_CHECK
+from spotify_dagster.defs.bronze.audit import kafka_positions, run_audit
+from spotify_dagster.defs.landing.sensor import run_config_for
 from streaming.batching import encode, raw_line
 from streaming.producer import ensure_topic
 from streaming.schema import validate

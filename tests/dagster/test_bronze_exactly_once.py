@@ -13,8 +13,8 @@ import duckdb
 import pytest
 
 from spotify_dagster.definitions import defs
-from spotify_dagster.plays.bronze import BRONZE_PLAYS
-from spotify_dagster.plays.sensor import run_config_for
+from spotify_dagster.defs.bronze.assets import BRONZE_PLAYS
+from spotify_dagster.defs.landing.sensor import run_config_for
 from streaming.batching import encode, raw_line
 from streaming.keys import object_key
 from streaming.schema import validate

@@ -9,8 +9,8 @@ from dagster._core.test_utils import create_run_for_test
 from dagster_aws.s3 import S3Resource
 
 from spotify_dagster.definitions import defs
-from spotify_dagster.plays.jobs import INGEST_JOB_NAME
-from spotify_dagster.plays.sensor import SENSOR_NAME, run_config_for
+from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
+from spotify_dagster.defs.landing.sensor import SENSOR_NAME, run_config_for
 from streaming.keys import object_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -122,7 +122,7 @@ def test_a_load_that_fails_midway_leaves_nothing_behind(landing, instance, monke
         raise RuntimeError("warehouse went away")
 
     with monkeypatch.context() as patch:
-        patch.setattr("spotify_dagster.plays.bronze_duckdb._insert_ledger", crash)
+        patch.setattr("spotify_dagster.defs.bronze.duckdb_store._insert_ledger", crash)
         failed = ingest(defs(), [good, other], instance)
 
     assert not failed.success

@@ -7,7 +7,7 @@ import uuid
 import boto3
 import pytest
 
-from spotify_dagster.plays.landing import (
+from spotify_dagster.defs.landing.listing import (
     LandingCursor,
     discover,
     discover_partition_dirs,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from dashboard_support import T0, TRICKY_ARTIST, build_gold_warehouse, materialize_dashboard
 
-from spotify_dagster.dashboard.model import Bar, Dashboard, Headline, Point, TrendingTrack
+from spotify_dagster.defs.dashboard.model import Bar, Dashboard, Headline, Point, TrendingTrack
 from spotify_dagster.environment import Environment
 
 

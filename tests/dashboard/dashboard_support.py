@@ -9,9 +9,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from dagster_duckdb import DuckDBResource
 
-from spotify_dagster.dashboard.assets import build_dashboard_asset
+from spotify_dagster.defs.bronze.warehouse import DuckDBWarehouse
+from spotify_dagster.defs.dashboard.assets import build_dashboard_asset
 from spotify_dagster.environment import Environment
 
 # A name that breaks naive HTML: an apostrophe, an ampersand and a tag.
@@ -73,7 +73,7 @@ def materialize_dashboard(
     """Run only the dashboard asset; its Gold deps are external here."""
     return dg.materialize(
         [build_dashboard_asset(env)],
-        resources={"warehouse": DuckDBResource(database=str(env.duckdb_path))},
+        resources={"warehouse": DuckDBWarehouse(database=str(env.duckdb_path))},
         raise_on_error=raise_on_error,
     )
 

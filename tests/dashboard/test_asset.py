@@ -10,7 +10,11 @@ import dagster as dg
 import pytest
 from dashboard_support import PLAYS, build_gold_warehouse, materialize_dashboard
 
-from spotify_dagster.dashboard.assets import GOLD_INPUTS, PLAYS_DASHBOARD, build_dashboard_asset
+from spotify_dagster.defs.dashboard.assets import (
+    GOLD_INPUTS,
+    PLAYS_DASHBOARD,
+    build_dashboard_asset,
+)
 from spotify_dagster.environment import Environment
 
 
@@ -68,7 +72,7 @@ def test_dashboard_runs_in_the_ingest_job_after_dbt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     from spotify_dagster.definitions import defs
-    from spotify_dagster.plays.jobs import INGEST_JOB_NAME
+    from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
 
     monkeypatch.setenv("DUCKDB_PATH", str(build_gold_warehouse(tmp_path / "w.duckdb")))
     d = defs()

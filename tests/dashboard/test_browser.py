@@ -12,8 +12,8 @@ import pytest
 from dashboard_support import chromium
 from PIL import Image
 
-from spotify_dagster.dashboard.render import SECTIONS
-from spotify_dagster.dashboard.svg import ACCENT
+from spotify_dagster.defs.dashboard.render import SECTIONS
+from spotify_dagster.defs.dashboard.svg import ACCENT
 
 WIDTH, HEIGHT = 1280, 1600
 FLAGS = [

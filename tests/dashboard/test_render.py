@@ -9,11 +9,11 @@ from typing import ClassVar
 
 from dashboard_support import TRICKY_ARTIST
 
-from spotify_dagster.dashboard.assets import PLAYS_DASHBOARD
-from spotify_dagster.dashboard.model import Dashboard, Point
-from spotify_dagster.dashboard.queries import choose_grain, fill_gaps
-from spotify_dagster.dashboard.render import SECTIONS, render_page
-from spotify_dagster.dashboard.svg import compact, line_chart, nice_ticks, time_ticks
+from spotify_dagster.defs.dashboard.assets import PLAYS_DASHBOARD
+from spotify_dagster.defs.dashboard.model import Dashboard, Point
+from spotify_dagster.defs.dashboard.queries import choose_grain, fill_gaps
+from spotify_dagster.defs.dashboard.render import SECTIONS, render_page
+from spotify_dagster.defs.dashboard.svg import compact, line_chart, nice_ticks, time_ticks
 
 
 class _Tags(HTMLParser):

@@ -414,12 +414,12 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image():
         assert dockerignored(path), path
 
 
-def test_dockerfile_runs_as_non_root_and_bakes_the_dbt_manifest():
+def test_dockerfile_runs_as_non_root_installs_the_lock_and_bakes_the_dbt_state():
     text = DOCKERFILE.read_text()
     assert text.startswith("# syntax=") and "FROM python:3.11-slim" in text
     users = re.findall(r"^USER (\S+)", text, re.M)
     assert users and users[-1] not in ("root", "0")
-    assert "--extra snowflake" in text and "dbt parse" in text
+    assert "--extra snowflake" in text and "refresh-defs-state" in text and "--locked" in text
     assert "dagster.compose.yaml ${DAGSTER_HOME}/dagster.yaml" in text
 
 
@@ -449,7 +449,7 @@ def test_compose_instance_stores_in_postgres_from_the_environment():
 
 
 def test_compose_instance_queues_warehouse_runs_one_at_a_time():
-    from spotify_dagster.plays.jobs import WAREHOUSE_TAG
+    from spotify_dagster.defs.bronze.jobs import WAREHOUSE_TAG
 
     config = yaml.safe_load(INSTANCE.read_text())
     limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]

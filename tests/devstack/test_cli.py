@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from spotify_dagster.devstack import dev
-from spotify_dagster.devstack.__main__ import main
+from spotify_local import dev
+from spotify_local.__main__ import main
 
 
 @pytest.mark.parametrize("events", ["0", "-5", "abc"])

@@ -1,6 +1,6 @@
 """`make dev` end to end: the UI is advertised once ours answers, and Ctrl-C stops in order.
 
-Runs the real launcher (`python -m spotify_dagster.devstack dev`) on a tmp state directory.
+Runs the real launcher (`python -m devstack dev`) on a tmp state directory.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def test_ctrl_c_stops_producer_consumer_dagster_services_in_order(tmp_path: Path
     port = free_port()
     out = tmp_path / "launcher.log"
     env = {**os.environ, "DAGSTER_PORT": str(port), "DUCKDB_PATH": str(tmp_path / "wh.duckdb")}
-    cmd = [sys.executable, "-m", "spotify_dagster.devstack", "dev", "--rate", "20"]
+    cmd = [sys.executable, "-m", "spotify_local", "dev", "--rate", "20"]
     with out.open("wb") as sink:
         proc = subprocess.Popen(
             [*cmd, "--workdir", str(tmp_path / "dev")],

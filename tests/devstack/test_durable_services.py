@@ -10,7 +10,7 @@ import boto3
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from spotify_dagster.devstack.stack import LOCAL_AWS, TANSU_BUCKET, services
+from spotify_local.stack import LOCAL_AWS, TANSU_BUCKET, services
 
 N = 2_000
 TOPIC = "plays"

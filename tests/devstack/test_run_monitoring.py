@@ -23,7 +23,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from spotify_dagster.devstack.stack import DAGSTER_YAML
+from spotify_local.stack import DAGSTER_YAML
 from streaming.services import die_with_parent
 
 HERE = Path(__file__).parent
@@ -106,7 +106,7 @@ def test_make_dev_fails_runs_left_in_progress_by_a_killed_launcher(home: Path) -
     (limit 1): without this, nothing new would load for max_runtime_seconds."""
     from dagster._core.test_utils import create_run_for_test
 
-    from spotify_dagster.devstack.stack import fail_orphaned_runs
+    from spotify_local.stack import fail_orphaned_runs
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         started = create_run_for_test(

@@ -28,8 +28,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from spotify_dagster.definitions import defs
-from spotify_dagster.plays.jobs import INGEST_JOB_NAME
-from spotify_dagster.plays.sensor import SENSOR_NAME
+from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
+from spotify_dagster.defs.landing.sensor import SENSOR_NAME
 from streaming.settings import Settings
 from streaming.simulator import Simulator
 

@@ -66,12 +66,14 @@ def test_warehouse_locked_run_fails_clearly_and_next_attempt_recovers(
     assert "lock" in messages.lower(), messages
     assert str(warehouse.path) in messages, messages
 
-    retry = warehouse.evaluate_sensor()  # no new objects; the failed run is requested again
-    assert [r.run_key for r in retry] == [f"retry-{failed.run_id}"]
-    assert retry[0].run_config == requests[0].run_config
-    recovered = warehouse.execute(retry[0])
+    # Dagster's run retries re-execute the failed run with its config (the daemon does it:
+    # tests/reliability/test_daemon_kill.py); here the same re-execution, in-process.
+    run = warehouse.instance.get_run_by_id(failed.run_id)
+    assert run is not None and int(run.tags["dagster/max_retries"]) >= 1
+    assert warehouse.evaluate_sensor() == []  # the sensor does not request it again
+    recovered = warehouse.execute(requests[0])
     assert recovered.success
-    assert warehouse.ingest_all() == []  # nothing else to do: the retry is not repeated
+    assert warehouse.ingest_all() == []  # nothing else to do
 
     figures = warehouse.assert_gold_exactly(set(sim.ids))
     report.update(

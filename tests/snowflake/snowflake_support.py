@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spotify_dagster.plays.objects import LocalObject
+from spotify_dagster.defs.bronze.objects import LocalObject
 from streaming.batching import raw_line
 from streaming.keys import object_key, parse_key
 from streaming.schema import validate

@@ -17,9 +17,9 @@ from snowflake_support import (
     write_raw,
 )
 
-from spotify_dagster.plays import bronze_snowflake
-from spotify_dagster.plays.bronze_snowflake import STAGE, SnowflakeBronzeStore
-from spotify_dagster.resources import snowflake_resource
+from spotify_dagster.defs.bronze import snowflake_store as bronze_snowflake
+from spotify_dagster.defs.bronze.snowflake_store import STAGE, SnowflakeBronzeStore
+from spotify_dagster.defs.resources import snowflake_resource
 from streaming.keys import object_key
 from streaming.simulator import Simulator
 

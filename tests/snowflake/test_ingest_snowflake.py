@@ -15,9 +15,9 @@ import pytest
 from snowflake_support import FakeSnowflake, play_lines
 
 from spotify_dagster.definitions import defs
-from spotify_dagster.plays.bronze import BRONZE_PLAYS, BRONZE_QUARANTINE
-from spotify_dagster.plays.jobs import INGEST_JOB_NAME
-from spotify_dagster.plays.sensor import run_config_for
+from spotify_dagster.defs.bronze.assets import BRONZE_PLAYS, BRONZE_QUARANTINE
+from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
+from spotify_dagster.defs.landing.sensor import run_config_for
 from streaming.batching import encode
 from streaming.keys import object_key
 from streaming.simulator import Simulator

@@ -1,0 +1,79 @@
+"""The dbt project as Dagster assets: the dbt component, with this project's translation.
+
+Silver and Gold keep the asset keys ``[schema, table]`` with the schema as the group, dbt
+tests are asset checks, and each model's row count is attached after dbt finishes (dbt
+holds the DuckDB file while it runs, so counting alongside it would fight for the lock).
+The manifest is dagster-dbt's own state: prepared by `dg dev`/`dagster dev` when the
+project changes, and by `dg utils refresh-defs-state` once per install or image build.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import dagster as dg
+from dagster_dbt import DbtCliResource, DbtProject, DbtProjectComponent
+
+from spotify_dagster.components.dbt_cli import dbt_environment, dbt_executable
+from spotify_dagster.environment import Environment
+
+OWNERS = ["team:analytics"]
+
+
+@dataclass
+class SpotifyDbtComponent(DbtProjectComponent):
+    """``DbtProjectComponent`` with ``[schema, table]`` keys, owners and row counts."""
+
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        if props["resource_type"] == "source":
+            return spec.replace_attributes(key=dg.AssetKey([props["source_name"], props["name"]]))
+        schema = props["config"].get("schema") or props["schema"]
+        return spec.replace_attributes(
+            key=dg.AssetKey([schema, props["name"]]), group_name=schema, owners=OWNERS
+        )
+
+    def write_state_to_path(self, state_path: Path) -> None:
+        # `dbt parse` renders the profile, which reads the environment's target and paths.
+        os.environ.update(dbt_environment(Environment.from_env()))
+        super().write_state_to_path(state_path)
+
+    def execute(self, context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
+        env = Environment.from_env()
+        os.environ.update(dbt_environment(env))  # the dbt subprocess reads its profile here
+        cli = DbtCliResource(
+            project_dir=dbt.project_dir,
+            profiles_dir=dbt.profiles_dir,
+            target=env.dbt_target,
+            dbt_executable=dbt_executable(),
+        )
+        events = list(cli.cli(self.get_cli_args(context), context=context).stream())
+        yield from with_row_counts(context, events, env)
+
+
+def with_row_counts(
+    context: dg.AssetExecutionContext, events: list[Any], env: Environment
+) -> Iterator[Any]:
+    """dbt's events, each model's output carrying ``dagster/row_count`` when known."""
+    from spotify_dagster.defs.resources import warehouse_resource
+
+    tables = {
+        event.output_name: ".".join(context.asset_key_for_output(event.output_name).path)
+        for event in events
+        if isinstance(event, dg.Output)
+    }
+    warehouse = cast(Any, warehouse_resource(env))
+    counts = warehouse.table_row_counts(tables.values())
+    for event in events:
+        if isinstance(event, dg.Output) and tables[event.output_name] in counts:
+            event = event.with_metadata(
+                {**event.metadata, "dagster/row_count": counts[tables[event.output_name]]}
+            )
+        yield event

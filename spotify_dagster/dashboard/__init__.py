@@ -1,1 +1,0 @@
-"""The Gold dashboard: one self-contained HTML page rendered from the Gold tables."""

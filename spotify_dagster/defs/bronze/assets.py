@@ -1,0 +1,275 @@
+"""Bronze assets: landed objects in the bucket -> ``bronze.plays`` and ``bronze.quarantine``."""
+
+import logging
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import cast
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+from pydantic import Field
+
+from spotify_dagster.defs.bronze.audit import AuditReport, KafkaPosition, kafka_positions
+from spotify_dagster.defs.bronze.duckdb_store import LoadResult, Reconciliation
+from spotify_dagster.defs.bronze.objects import download
+from spotify_dagster.defs.bronze.warehouse import DuckDBBronzeStore, WarehouseResource
+from spotify_dagster.defs.landing.assets import LANDED_OBJECTS
+from spotify_dagster.defs.landing.listing import list_all_objects
+from spotify_dagster.environment import Environment
+from streaming.schema import COLUMNS
+
+BRONZE_PLAYS = dg.AssetKey(["bronze", "plays"])
+BRONZE_QUARANTINE = dg.AssetKey(["bronze", "quarantine"])
+BRONZE_OP_NAME = "bronze_load"
+RECONCILE_CHECK = "reconciles_with_landed_lines"
+COMPLETENESS_CHECK = "offsets_complete"
+QUARANTINE_RATE_CHECK = "quarantine_rate_below_threshold"
+OWNERS = ["team:data-platform"]
+
+_DUCKDB_TYPES_TO_DISPLAY = {
+    "VARCHAR": "string",
+    "INTEGER": "int",
+    "TIMESTAMPTZ": "timestamp",
+    "BOOLEAN": "bool",
+    "BIGINT": "bigint",
+}
+_LINEAGE_COLUMNS = [
+    dg.TableColumn("payload", "json", description="The event exactly as produced."),
+    dg.TableColumn("source_key", "string", description="Bucket object the row came from."),
+    dg.TableColumn("kafka_topic", "string"),
+    dg.TableColumn("kafka_partition", "int"),
+    dg.TableColumn("kafka_offset", "bigint"),
+    dg.TableColumn("loaded_at", "timestamp", description="When the Bronze load committed."),
+    dg.TableColumn("load_id", "string", description="Dagster run id of the load."),
+]
+PLAYS_SCHEMA = dg.TableSchema(
+    columns=[dg.TableColumn(n, _DUCKDB_TYPES_TO_DISPLAY[t]) for n, t in COLUMNS.items()]
+    + _LINEAGE_COLUMNS
+)
+QUARANTINE_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("source_key", "string"),
+        dg.TableColumn("kafka_topic", "string"),
+        dg.TableColumn("kafka_partition", "int"),
+        dg.TableColumn("kafka_offset", "bigint"),
+        dg.TableColumn("reason", "string", description="Why the message was rejected."),
+        dg.TableColumn("detail", "string"),
+        dg.TableColumn("payload_b64", "string", description="The original bytes, base64."),
+        dg.TableColumn("quarantined_at", "timestamp"),
+        dg.TableColumn("load_id", "string"),
+    ]
+)
+
+
+class BronzeLoadConfig(dg.Config):
+    object_keys: list[str] = Field(
+        default_factory=list,
+        description="Objects to load (the sensor fills this). Empty: every landed object "
+        "that the ledger has not recorded yet.",
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(assets=[build_bronze_assets(Environment.from_env())])
+
+
+def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
+    kinds = {"s3", "duckdb" if env.warehouse == "local" else "snowflake"}
+    # The audit's SQL is DuckDB's for now; Snowflake keeps the reconciliation check.
+    audits = env.warehouse == "local"
+    completeness = [
+        dg.AssetCheckSpec(
+            COMPLETENESS_CHECK,
+            asset=BRONZE_PLAYS,
+            blocking=True,  # Gold is not built over lost or doubled plays
+            description="Per Kafka partition, Bronze + quarantine hold every offset from "
+            "the log start to the landing group's committed offset exactly once (offsets "
+            "still in landed objects count as pending); Silver accounts for every play it "
+            "has seen and Gold holds each event once. Offset and event_id conflicts are "
+            "counted here and fail `spotify-local audit`, which runs the same audit.",
+        )
+    ]
+
+    @dg.multi_asset(
+        name=BRONZE_OP_NAME,
+        specs=[
+            dg.AssetSpec(
+                BRONZE_PLAYS,
+                deps=[LANDED_OBJECTS],
+                group_name="bronze",
+                description="Every valid play event landed by the Kafka consumer, typed, with "
+                "its raw payload and its source object, partition and offset.",
+                kinds=kinds,
+                owners=OWNERS,
+                metadata={
+                    "dagster/column_schema": PLAYS_SCHEMA,
+                    "dagster/table_name": "bronze.plays",
+                },
+            ),
+            dg.AssetSpec(
+                BRONZE_QUARANTINE,
+                deps=[LANDED_OBJECTS],
+                group_name="bronze",
+                description="Messages rejected by the consumer (not JSON, wrong types, bad "
+                "values, ...), with the original bytes and the reason.",
+                kinds=kinds,
+                owners=OWNERS,
+                metadata={
+                    "dagster/column_schema": QUARANTINE_SCHEMA,
+                    "dagster/table_name": "bronze.quarantine",
+                },
+            ),
+        ],
+        check_specs=[
+            dg.AssetCheckSpec(
+                RECONCILE_CHECK,
+                asset=BRONZE_PLAYS,
+                blocking=True,  # Silver and Gold are not built on a Bronze that lost rows
+                description="Lines the consumer wrote (object metadata) = Bronze rows + "
+                "quarantined rows + offsets skipped as already loaded, in total and per "
+                "object.",
+            ),
+            dg.AssetCheckSpec(
+                QUARANTINE_RATE_CHECK,
+                asset=BRONZE_QUARANTINE,
+                description=f"Warns when more than {env.quarantine_rate_warn:.1%} of the "
+                "messages in a load were quarantined.",
+            ),
+            *(completeness if audits else []),
+        ],
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL),
+    )
+    def bronze_load(
+        context: dg.AssetExecutionContext,
+        config: BronzeLoadConfig,
+        s3: S3Resource,
+        warehouse: dg.ConfigurableResource,
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        store = cast("WarehouseResource", warehouse).bronze_store()
+        client = s3.get_client()
+        keys = list(dict.fromkeys(config.object_keys)) or _all_landed_keys(client, env)
+        done = store.already_loaded(keys)
+        todo = [k for k in keys if k not in done]
+        context.log.info("%d objects requested, %d already loaded", len(keys), len(done))
+        with tempfile.TemporaryDirectory(prefix="bronze-") as tmp:
+            # Download before connecting: DuckDB allows one writer process, so the file
+            # lock is held only while rows are written.
+            local = download(
+                client, env.s3_bucket, todo, Path(tmp), env.landing_root, env.quarantine_root
+            )
+            result = store.load(local, context.run_id)
+        # One read of the ledger and the tables gives both the totals and the check.
+        reconciliation = store.reconcile()
+        skipped = len(done) + result.objects_skipped
+        yield dg.MaterializeResult(
+            asset_key=BRONZE_PLAYS,
+            metadata={
+                "dagster/row_count": reconciliation.plays_rows,
+                "rows_loaded": result.plays_rows,
+                "objects_loaded": result.objects_loaded,
+                "objects_skipped": skipped,
+                "preview": dg.MetadataValue.md(_markdown(result.preview)),
+            },
+        )
+        yield dg.MaterializeResult(
+            asset_key=BRONZE_QUARANTINE,
+            metadata={
+                "dagster/row_count": reconciliation.quarantine_rows,
+                "rows_quarantined": result.quarantine_rows,
+            },
+        )
+        yield _reconcile_result(reconciliation)
+        yield _quarantine_rate_result(result, reconciliation, env.quarantine_rate_warn)
+        if audits:
+            report = cast("DuckDBBronzeStore", store).audit(
+                client,
+                env.s3_bucket,
+                [env.landing_root, env.quarantine_root],
+                _kafka_positions(env, context.log),
+                env.batch_max_events,
+            )
+            yield completeness_result(report)
+
+    return bronze_load
+
+
+def _reconcile_result(r: Reconciliation) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=RECONCILE_CHECK,
+        asset_key=BRONZE_PLAYS,
+        passed=r.ok,
+        metadata={
+            "lines_written": r.lines_written,
+            "bronze_rows": r.plays_rows,
+            "quarantine_rows": r.quarantine_rows,
+            "duplicates_skipped": r.duplicates_skipped,
+            "objects_mismatched": r.objects_mismatched,
+        },
+    )
+
+
+def _quarantine_rate_result(
+    result: LoadResult, totals: Reconciliation, threshold: float
+) -> dg.AssetCheckResult:
+    # The rate of this load; a load with no rows is judged on the table's totals.
+    bad, good = result.quarantine_rows, result.plays_rows
+    if bad + good == 0:
+        bad, good = totals.quarantine_rows, totals.plays_rows
+    rate = bad / (bad + good) if bad + good else 0.0
+    return dg.AssetCheckResult(
+        check_name=QUARANTINE_RATE_CHECK,
+        asset_key=BRONZE_QUARANTINE,
+        passed=rate <= threshold,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"quarantine_rate": rate, "threshold": threshold, "quarantined": bad},
+    )
+
+
+def _kafka_positions(
+    env: Environment, log: logging.Logger
+) -> dict[tuple[str, int], KafkaPosition] | None:
+    if env.kafka_bootstrap is None:
+        return None
+    try:
+        return kafka_positions(env.kafka_bootstrap, env.kafka_group, env.kafka_topic, 5.0)
+    except Exception as exc:
+        log.warning("committed offsets unavailable (%s): auditing Bronze's own range", exc)
+        return None
+
+
+def completeness_result(report: AuditReport) -> dg.AssetCheckResult:
+    totals = report.totals
+    lost_ranges = [
+        f"{p.topic}/{p.partition}: {a}-{b}" for p in report.partitions for a, b in p.gaps
+    ][:20]
+    return dg.AssetCheckResult(
+        check_name=COMPLETENESS_CHECK,
+        asset_key=BRONZE_PLAYS,
+        passed=report.complete,
+        metadata={
+            **totals,
+            "kafka_checked": report.kafka_checked,
+            **{f"downstream_{k}": v for k, v in report.downstream.items()},
+            "lost_ranges": dg.MetadataValue.md("\n".join(f"- {r}" for r in lost_ranges) or "none"),
+        },
+    )
+
+
+def _all_landed_keys(client: object, env: Environment) -> list[str]:
+    """Every landed object (for a manual run with no keys; the ledger filters loaded ones)."""
+    return [
+        o.key
+        for root in (env.landing_root, env.quarantine_root)
+        for o in list_all_objects(client, env.s3_bucket, root)
+    ]
+
+
+def _markdown(rows: list[dict[str, object]]) -> str:
+    if not rows:
+        return "_no rows loaded in this run_"
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(str(r[c]) for c in header) + " |" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,146 @@
+"""The warehouse as a typed resource per kind, and Bronze's store on it.
+
+Assets ask the ``warehouse`` resource for what they need (``bronze_store()``, row
+counts); each kind answers for itself, so no asset checks which kind it got. DuckDB is
+here; Snowflake's resource lives in snowflake_store.py, imported only when configured
+(dagster_snowflake takes ~10 s to import).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from spotify_dagster.defs.bronze import audit as audit_mod
+from spotify_dagster.defs.bronze import duckdb_store as bronze_duckdb
+from spotify_dagster.defs.bronze.duckdb_store import LoadResult, Reconciliation
+from spotify_dagster.defs.bronze.objects import LocalObject, corruption
+
+log = logging.getLogger(__name__)
+
+
+class WarehouseResource(Protocol):
+    """What assets use of the ``warehouse`` resource, whatever its kind."""
+
+    def bronze_store(self) -> BronzeStore: ...
+
+    def table_row_counts(self, tables: Iterable[str]) -> dict[str, int]: ...
+
+
+class BronzeStore(Protocol):
+    def already_loaded(self, keys: Sequence[str]) -> set[str]:
+        """Keys the ledger records as loaded (creates the tables on first use)."""
+        ...
+
+    def load(self, objects: Sequence[LocalObject], load_id: str) -> LoadResult:
+        """Rows and ledger entries of the objects not loaded yet, in one transaction."""
+        ...
+
+    def row_counts(self) -> dict[str, int]:
+        """Total rows of ``plays`` and ``quarantine``."""
+        ...
+
+    def reconcile(self) -> Reconciliation:
+        """Lines written by the consumer against rows loaded."""
+        ...
+
+    def newest_event_ts(self, table: str) -> datetime | None:
+        """The newest ``event_ts`` in ``table`` (a fixed, validated name), None if empty."""
+        ...
+
+
+@contextlib.contextmanager
+def duckdb_connection(resource: DuckDBResource) -> Iterator[Any]:
+    """A connection held only while used and closed even on errors.
+
+    The resource closes its connection only on success; closing on errors too releases
+    DuckDB's single-writer file lock at once, so the next run or reader is not blocked.
+    """
+    with resource.get_connection() as conn:
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+class DuckDBBronzeStore:
+    """``BronzeStore`` on a DuckDB file."""
+
+    def __init__(self, resource: DuckDBResource) -> None:
+        self._resource = resource
+
+    def _connect(self) -> contextlib.AbstractContextManager[Any]:
+        return duckdb_connection(self._resource)
+
+    def already_loaded(self, keys: Sequence[str]) -> set[str]:
+        with self._connect() as conn:
+            bronze_duckdb.ensure_tables(conn)
+            return bronze_duckdb.already_loaded(conn, keys)
+
+    def load(self, objects: Sequence[LocalObject], load_id: str) -> LoadResult:
+        with self._connect() as conn:
+            try:
+                return bronze_duckdb.load(conn, objects, load_id)
+            except (duckdb.Error, bronze_duckdb.ObjectsOutsideKeyRange):
+                # Find the unreadable objects (rare: only then is each one checked), keep
+                # them in quarantine with the reason, and load the rest. Any other failure
+                # (disk full, lock) finds no culprit and is raised for the run to retry.
+                corrupt = {o.key: why for o in objects if (why := corruption(o))}
+                if not corrupt:
+                    raise
+                log.warning("quarantining %d unreadable objects: %s", len(corrupt), corrupt)
+                return bronze_duckdb.load(conn, objects, load_id, corrupt)
+
+    def row_counts(self) -> dict[str, int]:
+        with self._connect() as conn:
+            return {
+                "plays": bronze_duckdb.table_stats(conn, bronze_duckdb.PLAYS_TABLE),
+                "quarantine": bronze_duckdb.table_stats(conn, bronze_duckdb.QUARANTINE_TABLE),
+            }
+
+    def reconcile(self) -> Reconciliation:
+        with self._connect() as conn:
+            return bronze_duckdb.reconcile(conn)
+
+    def newest_event_ts(self, table: str) -> datetime | None:
+        with self._connect() as conn:
+            return bronze_duckdb.newest_event_ts(conn, table)
+
+    def audit(
+        self,
+        client: Any,
+        bucket: str,
+        roots: Sequence[str],
+        kafka: Mapping[tuple[str, int], audit_mod.KafkaPosition] | None,
+        batch_floor: int,
+    ) -> audit_mod.AuditReport:
+        """The completeness audit (plays/audit.py) on this warehouse."""
+        with self._connect() as conn:
+            return audit_mod.run_audit(conn, client, bucket, roots, kafka, batch_floor)
+
+
+class DuckDBWarehouse(DuckDBResource):
+    """The local warehouse: a DuckDB file. Bronze, the audit and the dashboard use it."""
+
+    def bronze_store(self) -> DuckDBBronzeStore:
+        return DuckDBBronzeStore(self)
+
+    def connect(self) -> contextlib.AbstractContextManager[Any]:
+        return duckdb_connection(self)
+
+    def table_row_counts(self, tables: Iterable[str]) -> dict[str, int]:
+        """Row counts of ``schema.table`` names (tables that do not exist are left out)."""
+        counts: dict[str, int] = {}
+        with duckdb_connection(self) as conn:
+            for table in tables:
+                try:
+                    counts[table] = bronze_duckdb.table_stats(conn, bronze_duckdb.checked(table))
+                except duckdb.CatalogException:
+                    continue
+        return counts

@@ -1,0 +1,103 @@
+"""The dashboard asset: Gold tables -> one self-contained HTML file, after every dbt build."""
+
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from spotify_dagster.defs.bronze.warehouse import DuckDBWarehouse
+from spotify_dagster.defs.dashboard.model import Dashboard
+from spotify_dagster.defs.dashboard.queries import load_dashboard
+from spotify_dagster.defs.dashboard.render import render_page
+from spotify_dagster.environment import Environment
+
+PLAYS_DASHBOARD = dg.AssetKey(["gold", "plays_dashboard"])
+OWNERS = ["team:analytics"]
+# The dbt models the page reads. As deps they put the dashboard downstream of Bronze, so
+# the ingest job (Bronze and everything downstream) rebuilds it after dbt in every run.
+GOLD_INPUTS = [
+    dg.AssetKey(["gold", name])
+    for name in (
+        "fct_plays",
+        "fct_daily_listeners",
+        "rpt_top_artists",
+        "rpt_plays_by_region",
+        "rpt_device_usage",
+        "rpt_track_trends_hourly",
+    )
+]
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    env = Environment.from_env()
+    # The page reads Gold from DuckDB; on Snowflake, BI tools read Gold directly.
+    if env.warehouse != "local":
+        return dg.Definitions()
+    return dg.Definitions(assets=[build_dashboard_asset(env)])
+
+
+def build_dashboard_asset(env: Environment) -> dg.AssetsDefinition:
+    """The ``gold/plays_dashboard`` asset writing ``env.dashboard_path``."""
+
+    @dg.asset(
+        key=PLAYS_DASHBOARD,
+        group_name="gold",
+        deps=GOLD_INPUTS,
+        kinds={"html", "duckdb"},
+        owners=OWNERS,
+        description="A self-contained HTML page (inline SVG charts, no scripts, opens "
+        "offline) with headline numbers, plays and listeners over time, top artists, "
+        "trending tracks, plays by region and device usage, rebuilt from Gold.",
+    )
+    def plays_dashboard(
+        context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse
+    ) -> dg.MaterializeResult:
+        # Held only while reading: DuckDB lets one process open the file.
+        with warehouse.connect() as conn:
+            data = load_dashboard(conn, generated_at=datetime.now(UTC))
+        path = write_atomically(env.dashboard_path, render_page(data))
+        context.log.info("dashboard written to %s", path)
+        return dg.MaterializeResult(metadata=_metadata(path, data))
+
+    return plays_dashboard
+
+
+def write_atomically(path: Path, text: str) -> Path:
+    """Write via a temporary file in the same directory and rename it over ``path``.
+
+    A browser or web server reading the page sees the old or the new file, never half.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the page is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _metadata(path: Path, d: Dashboard) -> dict[str, Any]:
+    h = d.headline
+    last = h.last_event.replace(tzinfo=UTC).timestamp() if h.last_event else None
+    return {
+        "path": dg.MetadataValue.path(str(path)),
+        "url": dg.MetadataValue.url(path.as_uri()),
+        "total_plays": h.plays,
+        "listeners": h.listeners,
+        "tracks": h.tracks,
+        "artists": h.artists,
+        "hours_played": round(h.hours_played, 2),
+        "last_event": dg.MetadataValue.timestamp(last) if last else dg.MetadataValue.null(),
+        "timeline_grain": d.grain,
+        "bytes": path.stat().st_size,
+    }

@@ -1,0 +1,162 @@
+"""``make demo``: push N events through the whole path and report every stage's count.
+
+Everything is real: the producer writes to a Kafka-protocol broker, the consumer service
+lands objects in an S3 server, the Dagster daemon's sensor requests ingest runs, and the
+runs load Bronze and build Silver and Gold with dbt. The last line printed is JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from streaming.landing import make_s3_client
+from streaming.producer import produce
+
+from . import audit, progress
+from .stack import daemon, local_stack, process, python
+
+log = logging.getLogger(__name__)
+
+GOLD_TABLES = (
+    "fct_plays",
+    "fct_daily_listeners",
+    "dim_tracks",
+    "dim_artists",
+    "dim_devices",
+    "dim_regions",
+    "rpt_top_artists",
+    "rpt_plays_by_region",
+    "rpt_device_usage",
+    "rpt_track_trends_hourly",
+)
+
+
+def run_demo(events: int, seed: int, timeout_s: float, workdir: Path) -> dict[str, Any]:
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    warehouse = workdir / "warehouse.duckdb"
+    started = time.monotonic()
+    with local_stack(workdir, warehouse, sensor_interval_s=2) as stack:
+        settings = stack.settings
+        counter = progress.LandedCounter(make_s3_client(settings), settings.bucket, "raw")
+        with (
+            process("consumer", python("streaming.consumer"), stack),
+            process("dagster-daemon", daemon(), stack),
+        ):
+            stats = produce(settings, events, seed=seed)
+            log.info(
+                "produced %d events (%.0f/s), %d failed", stats.delivered, stats.rate, stats.failed
+            )
+            landed = _wait_landed(counter, stats.delivered, started + timeout_s)
+            instance = dg.DagsterInstance.from_config(stack.env["DAGSTER_HOME"])
+            _wait_loaded(instance, landed, started + timeout_s)
+            runs = progress.run_statuses(instance)
+        # The consumer has committed and Dagster let go of the warehouse: audit it all.
+        report = audit.audit_stack(stack.env)
+    summary: dict[str, Any] = {
+        "produced": stats.delivered,
+        "produce_failed": stats.failed,
+        "landed": landed,
+    }
+    summary.update(warehouse_counts(warehouse))
+    summary["ingest_runs"] = runs
+    summary["audit"] = {k: v for k, v in report.as_json().items() if k != "by_partition"}
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    summary["warehouse"] = str(warehouse)
+    return summary
+
+
+def _wait_landed(counter: progress.LandedCounter, produced: int, deadline: float) -> int:
+    landed = counter.total()
+    while landed < produced and time.monotonic() < deadline:
+        time.sleep(1)
+        landed = counter.total()
+    log.info("landed %d of %d events in the bucket", landed, produced)
+    return landed
+
+
+def _wait_loaded(instance: dg.DagsterInstance, landed: int, deadline: float) -> None:
+    """Until Bronze holds every landed event and no ingest run is queued or running."""
+    while time.monotonic() < deadline:
+        bronze = progress.bronze_row_count(instance)
+        if bronze >= landed and progress.runs_in_flight(instance) == 0:
+            log.info("bronze has %d rows; ingest runs: %s", bronze, progress.run_statuses(instance))
+            return
+        time.sleep(1)
+    log.error("timed out waiting for the ingest runs; see the logs under .local/demo/logs")
+
+
+def warehouse_counts(path: Path) -> dict[str, Any]:
+    """Counts at every stage and the Gold consistency checks, read after Dagster stopped."""
+    if not path.exists():
+        return {"bronze_rows": 0, "silver_rows": 0, "fct_plays_rows": 0, "quarantined": 0}
+    with duckdb.connect(str(path), read_only=True) as conn:
+
+        def count(table: str) -> int:
+            try:
+                row = conn.execute(f"select count(*) from {table}").fetchone()
+                return int(row[0]) if row else 0
+            except duckdb.CatalogException:
+                return 0
+
+        gold = {t: count(f"gold.{t}") for t in GOLD_TABLES}
+        row = conn.execute(
+            "select coalesce(sum(play_count), 0) from gold.rpt_plays_by_region"
+        ).fetchone()
+        by_region = row[0] if row else 0
+        return {
+            "bronze_rows": count("bronze.plays"),
+            "silver_rows": count("silver.int_plays__deduplicated"),
+            "fct_plays_rows": gold["fct_plays"],
+            "quarantined": count("bronze.quarantine"),
+            "gold_tables_empty": sorted(t for t, n in gold.items() if n == 0),
+            "plays_by_region_sum": int(by_region),
+        }
+
+
+def passed(summary: dict[str, Any]) -> bool:
+    stages = (
+        "produced",
+        "landed",
+        "bronze_rows",
+        "silver_rows",
+        "fct_plays_rows",
+        "plays_by_region_sum",
+    )
+    return (
+        summary["produce_failed"] == 0
+        and len({summary[s] for s in stages}) == 1
+        and not summary.get("gold_tables_empty", ["?"])
+        and summary.get("audit", {}).get("ok", False)
+    )
+
+
+def main(events: int, seed: int, timeout_s: float, workdir: Path) -> int:
+    summary = run_demo(events, seed, timeout_s, workdir)
+    ok = passed(summary)
+    for stage in (
+        "produced",
+        "landed",
+        "bronze_rows",
+        "silver_rows",
+        "fct_plays_rows",
+        "quarantined",
+    ):
+        log.info("%-16s %d", stage, summary[stage])
+    log.info(
+        "demo %s in %.1f s; logs in %s",
+        "PASSED" if ok else "FAILED",
+        summary["seconds"],
+        workdir / "logs",
+    )
+    sys.stdout.write(json.dumps(summary) + "\n")
+    return 0 if ok else 1
