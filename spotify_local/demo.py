@@ -26,6 +26,8 @@ from .stack import daemon, local_stack, process, python
 
 log = logging.getLogger(__name__)
 
+PROGRESS_EVERY_S = 10.0
+
 GOLD_TABLES = (
     "fct_plays",
     "fct_daily_listeners",
@@ -85,12 +87,25 @@ def _wait_landed(counter: progress.LandedCounter, produced: int, deadline: float
 
 
 def _wait_loaded(instance: dg.DagsterInstance, landed: int, deadline: float) -> None:
-    """Until Bronze holds every landed event and no ingest run is queued or running."""
+    """Until Bronze holds every landed event and no ingest run is queued or running.
+
+    Says where things stand every ``PROGRESS_EVERY_S``: the first run waits for the
+    sensor's tick and pays dbt's start-up, so a minute can pass with nothing to show.
+    """
+    last_report = time.monotonic()
     while time.monotonic() < deadline:
         bronze = progress.bronze_row_count(instance)
         if bronze >= landed and progress.runs_in_flight(instance) == 0:
             log.info("bronze has %d rows; ingest runs: %s", bronze, progress.run_statuses(instance))
             return
+        if time.monotonic() - last_report >= PROGRESS_EVERY_S:
+            last_report = time.monotonic()
+            log.info(
+                "waiting for the ingest runs: bronze %d of %d rows; runs %s",
+                bronze,
+                landed,
+                progress.run_statuses(instance) or "none requested yet",
+            )
         time.sleep(1)
     log.error("timed out waiting for the ingest runs; see the logs under .local/demo/logs")
 

@@ -108,6 +108,7 @@ def local_stack(workdir: Path, duckdb_path: Path, sensor_interval_s: int) -> Ite
     """Durable broker + S3 server on free loopback ports, the topic and bucket created."""
     home = workdir / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
+    rotate_logs(workdir / "logs")
     shutil.copyfile(DAGSTER_YAML, home / "dagster.yaml")
     bucket = Settings.from_env().bucket
     with services(workdir, bucket) as (bootstrap, endpoint):
@@ -134,6 +135,16 @@ def local_stack(workdir: Path, duckdb_path: Path, sensor_interval_s: int) -> Ite
         write_endpoints(workdir, env)  # for `spotify-local audit` while the stack runs
         fail_orphaned_runs(home)
         yield stack
+
+
+def rotate_logs(logs: Path) -> None:
+    """Each start writes fresh logs; the previous start's stay in ``logs.previous``."""
+    if not logs.is_dir() or not any(logs.iterdir()):
+        return
+    previous = logs.with_name(logs.name + ".previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    logs.rename(previous)
+    log.info("logs of the previous start moved to %s", previous)
 
 
 def write_endpoints(workdir: Path, env: Mapping[str, str]) -> None:
