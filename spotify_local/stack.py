@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from spotify_dagster.environment import REPO_ROOT
 from streaming.landing import ensure_bucket, make_s3_client
@@ -133,7 +133,6 @@ def local_stack(workdir: Path, duckdb_path: Path, sensor_interval_s: int) -> Ite
         ensure_topic(bootstrap, stack.settings.topic, PARTITIONS)
         log.info("kafka %s, s3 %s, bucket %s, state in %s", bootstrap, endpoint, bucket, workdir)
         write_endpoints(workdir, env)  # for `spotify-local audit` while the stack runs
-        fail_orphaned_runs(home)
         yield stack
 
 
@@ -156,27 +155,60 @@ def write_endpoints(workdir: Path, env: Mapping[str, str]) -> None:
 IN_PROGRESS = ("STARTING", "STARTED", "CANCELING")
 
 
-def fail_orphaned_runs(dagster_home: Path) -> int:
-    """Fail runs left in progress by a launcher that died (SIGKILL, power loss).
+@dataclass(frozen=True)
+class InterruptedRun:
+    """A run that was in flight when the previous launcher stopped: what it takes to redo it."""
+
+    run_id: str
+    job_name: str
+    run_config: dict[str, Any]
+    tags: dict[str, str]
+
+
+def cancel_interrupted_runs(dagster_home: Path) -> list[InterruptedRun]:
+    """Cancel the runs a stopped (or killed) launcher left in progress; return them.
 
     Called before Dagster starts on this state, when no run process can be alive: the
-    DefaultRunLauncher cannot health-check run workers, so without this a run killed with
-    `dagster dev` stays STARTED (holding the warehouse's one-run slot) until run
-    monitoring's max runtime. The sensor then requests its objects again.
+    DefaultRunLauncher cannot health-check run workers, so such a run would stay STARTED,
+    holding the warehouse's one-run slot, until run monitoring's max runtime. Canceled,
+    not failed: nothing went wrong, the user stopped the stack; ``resubmit`` runs each
+    again once Dagster is up (Bronze loads are transactional and exactly-once).
     """
     import dagster as dg
 
     statuses = [dg.DagsterRunStatus[s] for s in IN_PROGRESS]
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        orphans = instance.get_runs(dg.RunsFilter(statuses=statuses))
-        for run in orphans:
-            instance.report_run_failed(
-                run, "Its process died with the previous make dev (found at start-up)."
+        runs = instance.get_runs(dg.RunsFilter(statuses=statuses))
+        for run in runs:
+            instance.report_run_canceled(
+                run, "Interrupted: make dev stopped while it ran; it runs again at start-up."
             )
-            log.warning(
-                "run %s (%s) was left %s: marked failed", run.run_id, run.job_name, run.status.value
-            )
-    return len(orphans)
+            log.info("run %s (%s) was interrupted by the last stop", run.run_id, run.job_name)
+    return [
+        InterruptedRun(
+            run.run_id,
+            run.job_name,
+            dict(run.run_config),
+            {k: v for k, v in run.tags.items() if not k.startswith("dagster/")},
+        )
+        for run in runs
+    ]
+
+
+def resubmit(runs: list[InterruptedRun], host: str, port: int) -> None:
+    """Run each interrupted run again through the UI's API (the run queue takes it)."""
+    if not runs:
+        return
+    from dagster_graphql import DagsterGraphQLClient
+
+    client = DagsterGraphQLClient(host, port_number=port, timeout=30)
+    for run in runs:
+        new_id = client.submit_job_execution(
+            run.job_name,
+            run_config=run.run_config,
+            tags={**run.tags, "spotify/resumes": run.run_id},
+        )
+        log.info("interrupted run %s submitted again as %s", run.run_id, new_id)
 
 
 @dataclass
