@@ -45,13 +45,9 @@ from .daemon_support import (
 pytestmark = [
     pytest.mark.reliability,
     pytest.mark.integration,
-    pytest.mark.timeout(420),
-    # First run (2026-11-25, loaded 2-core machine): the three starts and Gold's settling
-    # passed (6 runs: 4 SUCCESS, 2 FAILURE interrupted by Ctrl-C and retried), then the
-    # ground-truth read of the topic hung in a group join and the 420 s limit hit. The read
-    # now uses assign(); not yet re-run, and the whole scenario is over the 3-minute budget
-    # (each `make dev` start took up to 60 s before the UI answered).
-    pytest.mark.skip(reason="not yet passing within budget: see the comment above"),
+    pytest.mark.timeout(600),
+    # Three `make dev` starts (each waits for its UI, ~30-60 s on a loaded 2-core machine)
+    # do not fit the 3-minute budget of the other scenarios; measured figures in README.
 ]
 
 RATE = 100.0
@@ -208,17 +204,18 @@ def test_make_dev_ctrl_c_twice_mid_stream(tmp_path: Path, report: dict[str, Any]
         assert len(kafka_ids) == total, (len(kafka_ids), total)
         assert max(in_kafka.values()) == 1, "an event_id was produced twice"
         assert figures["lost"] == figures["duplicated"] == figures["unexpected"] == 0, figures
-        # A run in flight at Ctrl-C is failed at the next start and retried (dev.py): the
-        # only red runs allowed are those, each retried to SUCCESS.
-        failed = {r.run_id for r in runs([dg.DagsterRunStatus.FAILURE])}
-        assert failed <= interrupted, (failed - interrupted, statuses)
-        retried = {
-            r.tags.get("spotify/retry_of")
+        # No red runs: a run in flight at Ctrl-C is canceled at the next start and
+        # submitted again once the UI answers (dev.py); each rerun succeeds.
+        assert not runs([dg.DagsterRunStatus.FAILURE]), statuses
+        canceled = {r.run_id for r in runs([dg.DagsterRunStatus.CANCELED])}
+        assert canceled <= interrupted, (canceled - interrupted, statuses)
+        resumed = {
+            r.tags["spotify/resumes"]
             for r in runs([dg.DagsterRunStatus.SUCCESS])
-            if r.tags.get("spotify/retry_of")
+            if "spotify/resumes" in r.tags
         }
-        assert failed <= retried, (failed - retried, statuses)
-        assert set(statuses) <= {"SUCCESS", "FAILURE"}, statuses
+        assert canceled <= resumed, (canceled - resumed, statuses)
+        assert set(statuses) <= {"SUCCESS", "CANCELED"}, statuses
         assert audit.returncode == 0, audit.stdout[-2000:] + audit.stderr[-2000:]
         assert audit_json["gaps"] == audit_json["lost"] == audit_json["duplicated"] == 0
         assert all(s < 20 for s in stops), stops
