@@ -99,5 +99,8 @@ def _metadata(path: Path, d: Dashboard) -> dict[str, Any]:
         "hours_played": round(h.hours_played, 2),
         "last_event": dg.MetadataValue.timestamp(last) if last else dg.MetadataValue.null(),
         "timeline_grain": d.grain,
+        "timeline_buckets": len(d.timeline),
+        "trend_window": d.window.length,
+        "trend_has_previous_window": d.window.has_previous,
         "bytes": path.stat().st_size,
     }
