@@ -35,7 +35,10 @@ def test_materializes_the_page_beside_the_warehouse_with_metadata(environment: E
     assert meta["total_plays"].value == PLAYS
     assert meta["listeners"].value == 37
     assert meta["tracks"].value == 4
-    assert meta["timeline_grain"].value == "hour"  # 5 hours of plays
+    assert meta["timeline_grain"].value == "minute"  # 5 hours of plays: 300 minute buckets
+    assert meta["timeline_buckets"].value == PLAYS
+    assert meta["trend_window"].value == "60 min"
+    assert meta["trend_has_previous_window"].value is True
 
 
 def test_releases_the_warehouse_file_for_other_processes(environment: Environment):
