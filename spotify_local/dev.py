@@ -26,7 +26,16 @@ from types import FrameType
 
 from spotify_dagster.environment import REPO_ROOT
 
-from .stack import Child, Stack, cancel_interrupted_runs, dg_dev, local_stack, python, resubmit
+from .stack import (
+    Child,
+    Stack,
+    cancel_interrupted_runs,
+    dg_dev,
+    local_stack,
+    python,
+    resubmit,
+    terminate_runs_in_flight,
+)
 from .ui import UiError, UiProbe, choose_port, log_size
 
 log = logging.getLogger(__name__)
@@ -154,6 +163,8 @@ def run(stack: Stack, rate: float, signals: StopSignals) -> int:
             workers, ui, probe, signals, lambda: resubmit(interrupted, "127.0.0.1", port)
         )
     finally:
+        if probe.answering():
+            terminate_runs_in_flight(Path(stack.env["DAGSTER_HOME"]), "127.0.0.1", port)
         stop_children([producer, consumer, ui], signals.force)
 
 

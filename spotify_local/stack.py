@@ -165,6 +165,33 @@ class InterruptedRun:
     tags: dict[str, str]
 
 
+INTERRUPTED_FILE = "interrupted_runs.json"
+
+
+def terminate_runs_in_flight(dagster_home: Path, host: str, port: int) -> None:
+    """Before Dagster stops: terminate its in-flight runs the way the UI's button does.
+
+    They end CANCELED (a user's stop, not a failure) instead of being killed mid-step and
+    marked FAILURE; their ids are kept so the next start runs them again.
+    """
+    import dagster as dg
+    from dagster_graphql import DagsterGraphQLClient
+
+    statuses = [dg.DagsterRunStatus[s] for s in IN_PROGRESS]
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        run_ids = [r.run_id for r in instance.get_runs(dg.RunsFilter(statuses=statuses))]
+    if not run_ids:
+        return
+    (dagster_home / INTERRUPTED_FILE).write_text(json.dumps(run_ids))
+    client = DagsterGraphQLClient(host, port_number=port, timeout=5)
+    for run_id in run_ids:
+        try:
+            client.terminate_run(run_id)
+            log.info("terminated run %s (it runs again at the next start)", run_id)
+        except Exception as exc:
+            log.warning("could not terminate run %s: %s", run_id, exc)
+
+
 def cancel_interrupted_runs(dagster_home: Path) -> list[InterruptedRun]:
     """Cancel the runs a stopped (or killed) launcher left in progress; return them.
 
@@ -177,13 +204,23 @@ def cancel_interrupted_runs(dagster_home: Path) -> list[InterruptedRun]:
     import dagster as dg
 
     statuses = [dg.DagsterRunStatus[s] for s in IN_PROGRESS]
+    recorded = dagster_home / INTERRUPTED_FILE
+    terminated = json.loads(recorded.read_text()) if recorded.exists() else []
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        runs = instance.get_runs(dg.RunsFilter(statuses=statuses))
-        for run in runs:
+        orphans = instance.get_runs(dg.RunsFilter(statuses=statuses))
+        for run in orphans:
             instance.report_run_canceled(
                 run, "Interrupted: make dev stopped while it ran; it runs again at start-up."
             )
             log.info("run %s (%s) was interrupted by the last stop", run.run_id, run.job_name)
+        # Runs the last stop terminated (CANCELED, or FAILURE if it ended mid-step anyway).
+        done = {r.run_id for r in orphans}
+        runs = list(orphans) + [
+            r
+            for run_id in terminated
+            if run_id not in done and (r := instance.get_run_by_id(run_id)) is not None
+        ]
+    recorded.unlink(missing_ok=True)
     return [
         InterruptedRun(
             run.run_id,

@@ -131,15 +131,13 @@ def test_make_dev_ctrl_c_twice_mid_stream(tmp_path: Path, report: dict[str, Any]
             "a STARTED ingest run", lambda: bool(runs([dg.DagsterRunStatus.STARTED])), 120, 0.2
         )
         stops.append(launcher.ctrl_c())
-        interrupted = {r.run_id for r in runs(IN_FLIGHT)}
-        left_in_flight = sorted(interrupted)
+        left_in_flight = sorted(r.run_id for r in runs(IN_FLIGHT))
         # Run 2: stopped while plays land.
         launcher = Launcher(workdir, 2)
         launcher.wait_for_line("Dagster UI: http://", 150)
         before = landed_lines(workdir)
         wait_for("plays landing", lambda: landed_lines(workdir) >= before + 3, 60)
         stops.append(launcher.ctrl_c())
-        interrupted |= {r.run_id for r in runs(IN_FLIGHT)}
         # Run 3: streams, then its producer is frozen and Gold must settle.
         launcher = Launcher(workdir, 3)
         launcher.wait_for_line("Dagster UI: http://", 150)
@@ -195,7 +193,9 @@ def test_make_dev_ctrl_c_twice_mid_stream(tmp_path: Path, report: dict[str, Any]
                 "kafka_messages": len(kafka_ids),
                 "committed": total,
                 "runs": dict(statuses),
-                "runs_in_flight_at_a_stop": len(interrupted),
+                "runs_canceled_by_a_stop": len(
+                    [r for r in runs() if r.status == dg.DagsterRunStatus.CANCELED]
+                ),
                 "stop_s": [round(s, 1) for s in stops],
                 "settle_s": round(settle_s, 1),
                 "audit": {k: audit_json.get(k) for k in ("ok", "gaps", "lost", "duplicated")},
@@ -204,11 +204,10 @@ def test_make_dev_ctrl_c_twice_mid_stream(tmp_path: Path, report: dict[str, Any]
         assert len(kafka_ids) == total, (len(kafka_ids), total)
         assert max(in_kafka.values()) == 1, "an event_id was produced twice"
         assert figures["lost"] == figures["duplicated"] == figures["unexpected"] == 0, figures
-        # No red runs: a run in flight at Ctrl-C is canceled at the next start and
-        # submitted again once the UI answers (dev.py); each rerun succeeds.
+        # No red runs: a run in flight at Ctrl-C is terminated (CANCELED, as the UI's
+        # button does) and submitted again at the next start (dev.py); each rerun succeeds.
         assert not runs([dg.DagsterRunStatus.FAILURE]), statuses
         canceled = {r.run_id for r in runs([dg.DagsterRunStatus.CANCELED])}
-        assert canceled <= interrupted, (canceled - interrupted, statuses)
         resumed = {
             r.tags["spotify/resumes"]
             for r in runs([dg.DagsterRunStatus.SUCCESS])
