@@ -11,7 +11,7 @@ import pytest
 from dashboard_support import PLAYS, build_gold_warehouse, materialize_dashboard
 
 from spotify_dagster.defs.dashboard.assets import (
-    GOLD_INPUTS,
+    GOLD_MODELS,
     PLAYS_DASHBOARD,
     build_dashboard_asset,
 )
@@ -82,7 +82,7 @@ def test_dashboard_runs_in_the_ingest_job_after_dbt(
     graph = d.resolve_asset_graph()
     node = graph.get(PLAYS_DASHBOARD)
     assert node.group_name == "gold"
-    assert set(GOLD_INPUTS) <= node.parent_keys
+    assert {dg.AssetKey(["gold", m]) for m in GOLD_MODELS} <= node.parent_keys
     job = d.resolve_job_def(INGEST_JOB_NAME)
     op = build_dashboard_asset(Environment.from_env()).op.name
     upstream = job.graph.dependency_structure.all_upstream_outputs_from_node(op)
