@@ -48,9 +48,7 @@ class Environment:
         """The Dagster side of the settings; what the streaming services also read (bucket,
         prefixes, topic, broker, region, batch size) comes from their ``Settings``, so the
         two cannot disagree."""
-        warehouse = os.getenv("WAREHOUSE", "local").strip().lower()
-        if warehouse not in WAREHOUSES:
-            raise ValueError(f"WAREHOUSE must be one of {WAREHOUSES}, got {warehouse!r}")
+        warehouse = _warehouse_kind(os.getenv("WAREHOUSE", "local"))
         stream = Settings.from_env()
         duckdb_path = Path(os.getenv("DUCKDB_PATH", str(REPO_ROOT / "data" / "warehouse.duckdb")))
         return cls(
@@ -85,6 +83,14 @@ class Environment:
     def dbt_target(self) -> str:
         """The dbt target has the same name as the warehouse setting."""
         return self.warehouse
+
+
+def _warehouse_kind(value: str) -> WarehouseKind:
+    kind = value.strip().lower()
+    for known in WAREHOUSES:
+        if kind == known:
+            return known
+    raise ValueError(f"WAREHOUSE must be one of {WAREHOUSES}, got {value!r}")
 
 
 def _root(prefix: str) -> str:
