@@ -17,6 +17,9 @@ from spotify_dagster.defs.dashboard.assets import (
 )
 from spotify_dagster.environment import Environment
 
+# Starts services or processes: left out of `make test-fast`.
+pytestmark = pytest.mark.integration
+
 
 def test_materializes_the_page_beside_the_warehouse_with_metadata(environment: Environment):
     result = materialize_dashboard(environment)

@@ -18,6 +18,9 @@ import pytest
 from spotify_dagster.environment import REPO_ROOT
 from streaming.services import die_with_parent, free_port
 
+# Starts services or processes: left out of `make test-fast`.
+pytestmark = pytest.mark.integration
+
 STOP_ORDER = (
     "stopped producer",
     "stopped consumer",

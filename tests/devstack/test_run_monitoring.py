@@ -26,6 +26,9 @@ import yaml
 from spotify_local.stack import DAGSTER_YAML
 from streaming.services import die_with_parent
 
+# Starts services or processes: left out of `make test-fast`.
+pytestmark = pytest.mark.integration
+
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
 
