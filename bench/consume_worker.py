@@ -38,8 +38,8 @@ class TimedLander(Lander):
         _start()
         super().add_batch(msgs, now)
 
-    def _land(self, batch, attempts):  # type: ignore[no-untyped-def]
-        ok = super()._land(batch, attempts)
+    def _landed(self, batch, written):  # type: ignore[no-untyped-def]
+        ok = super()._landed(batch, written)
         marks["last"] = time.time()
         return ok
 

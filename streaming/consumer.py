@@ -46,6 +46,10 @@ def consumer_config(settings: Settings) -> dict[str, object]:
       S3 is failing; longer outages pause the partition and keep polling instead.
     * cooperative-sticky: a joining or leaving lander does not stop the others'
       partitions (checked on Tansu: two members split a 4-partition topic 2 + 2).
+    * fetch.queue.backoff.ms=10 (librdkafka's default 1000): once its prefetch queue is
+      full librdkafka waited a whole second before fetching again, so a consumer that
+      drains faster than ~150k events/s sat idle for 0.25-0.5 s every ~150k events
+      (measured on Tansu, 4 partitions; docs/decisions/0012).
     """
     return {
         "bootstrap.servers": settings.bootstrap_servers,
@@ -58,6 +62,7 @@ def consumer_config(settings: Settings) -> dict[str, object]:
         "max.poll.interval.ms": 60_000,
         "partition.assignment.strategy": "cooperative-sticky",
         "fetch.max.bytes": 16 * 1024 * 1024,
+        "fetch.queue.backoff.ms": 10,
     }
 
 
@@ -93,7 +98,7 @@ def run_consumer(
     s3 = make_s3_client(settings)
     ensure_bucket(s3, settings.bucket)
     consumer = Consumer(consumer_config(settings))
-    lander = Lander(settings, s3, consumer, stop_event)
+    lander = Lander(settings, s3, consumer, stop_event, background=True)
     started = last_report = time.monotonic()
     try:
         consumer.subscribe(
@@ -104,14 +109,16 @@ def run_consumer(
         )
         while not stop_event.is_set() and not _idle(lander, started, idle_exit_s):
             now = datetime.now(UTC)  # one clock read per poll batch for validation
-            for msg in consumer.consume(POLL_BATCH, POLL_TIMEOUT_S):
-                if not _handle_error(msg):
-                    lander.add(msg, now)
+            msgs = consumer.consume(POLL_BATCH, POLL_TIMEOUT_S)
+            if any([m.error() is not None for m in msgs]):  # rare: keep only the messages
+                msgs = [m for m in msgs if not _handle_error(m)]
+            lander.add_batch(msgs, now)
             lander.flush_due()
             if time.monotonic() - last_report >= PROGRESS_EVERY_S:
                 last_report = _report(lander.stats, started)
         lander.flush_all()
     finally:
+        lander.close()
         consumer.close()
     _report(lander.stats, started)
     return lander.stats

@@ -148,3 +148,123 @@ def test_lost_partition_is_discarded_without_commit() -> None:
     lander.add(FakeMessage(0, 7, EVENTS[0]), NOW)  # type: ignore[arg-type]
     lander.on_lost(consumer, [TopicPartition("plays", 0)])  # type: ignore[arg-type]
     assert consumer.commits == [] and s3.objects == {} and lander.is_empty()
+
+
+def _objects(s3: FakeS3) -> dict[str, list[bytes]]:
+    return {k: gzip.decompress(v).splitlines() for k, v in s3.objects.items()}
+
+
+def _mixed_stream() -> list[FakeMessage]:
+    """Three partitions in runs, with every kind of bad message among good ones."""
+    good = Simulator(2, n_users=20, n_artists=5, n_tracks=20, clock=lambda: NOW).batch(60)
+    event = orjson.loads(good[0])
+    bad = [
+        b"junk",
+        b"",
+        b"\xff\xfe",
+        orjson.dumps({**event, "duration_ms": "1"}),
+        orjson.dumps({**event, "device_type": "toaster"}),
+        orjson.dumps({**event, "event_ts": "2020-01-01T00:00:00.000Z"}),
+        orjson.dumps({**event, "extra": 1}),  # valid, slow path
+        b'{"event_id":\n' + good[1][len(b'{"event_id":') :],  # valid, re-serialized
+    ]
+    values = good[:20] + bad[:4] + good[20:40] + bad[4:] + good[40:]
+    offsets = {0: 100, 1: 0, 2: 7}
+    msgs = []
+    for i, value in enumerate(values):
+        p = (i // 9) % 3  # runs of 9 messages per partition
+        msgs.append(FakeMessage(p, offsets[p], value))
+        offsets[p] += 1
+    return msgs
+
+
+def test_add_batch_lands_the_same_objects_and_commits_as_add_one_by_one() -> None:
+    settings = Settings(topic="plays", batch_max_events=7, batch_max_age_s=3600)
+    msgs = _mixed_stream()
+    results = []
+    for batched in (False, True):
+        s3, consumer = FakeS3(), FakeConsumer()
+        lander = Lander(settings, s3, consumer, threading.Event())  # type: ignore[arg-type]
+        if batched:
+            for i in range(0, len(msgs), 25):
+                lander.add_batch(msgs[i : i + 25], NOW)  # type: ignore[arg-type]
+        else:
+            for m in msgs:
+                lander.add(m, NOW)  # type: ignore[arg-type]
+        lander.flush_all()
+        results.append((_objects(s3), consumer.commits, lander.stats))
+    assert results[0] == results[1]
+    quarantined = [
+        orjson.loads(line)["reason"]
+        for key, lines in results[1][0].items()
+        if key.startswith("quarantine/")
+        for line in lines
+    ]
+    assert sorted(quarantined) == sorted(
+        ["not_json", "not_json", "not_utf8", "wrong_type", "bad_device_type", "timestamp_too_old"]
+    )
+
+
+def test_add_batch_cuts_batches_at_the_byte_limit_like_add() -> None:
+    settings = Settings(topic="plays", batch_max_events=1000, batch_max_bytes=2000)
+    msgs = [FakeMessage(0, i, v) for i, v in enumerate(EVENTS)]
+    results = []
+    for batched in (False, True):
+        s3, consumer = FakeS3(), FakeConsumer()
+        lander = Lander(settings, s3, consumer, threading.Event())  # type: ignore[arg-type]
+        if batched:
+            lander.add_batch(msgs, NOW)  # type: ignore[arg-type]
+        else:
+            for m in msgs:
+                lander.add(m, NOW)  # type: ignore[arg-type]
+        lander.flush_all()
+        results.append((_objects(s3), consumer.commits))
+    assert results[0] == results[1]
+    assert len(results[1][1]) >= 2  # the byte limit, not the event limit, cut them
+
+
+def _background(s3: FakeS3, max_events: int = 3) -> tuple[Lander, FakeConsumer]:
+    consumer = FakeConsumer()
+    settings = Settings(topic="plays", batch_max_events=max_events, batch_max_age_s=3600)
+    lander = Lander(settings, s3, consumer, threading.Event(), background=True)  # type: ignore[arg-type]
+    return lander, consumer
+
+
+def test_background_write_is_committed_only_once_its_objects_are_written() -> None:
+    s3 = FakeS3()
+    lander, consumer = _background(s3)
+    lander.add_batch([FakeMessage(1, o, EVENTS[o]) for o in range(3)], NOW)  # type: ignore[misc]
+    assert consumer.commits == []  # written in the background, not yet settled
+    assert not lander.is_empty()
+    lander.flush_all()
+    assert consumer.commits == [(1, 3)] and len(s3.objects) == 1 and lander.is_empty()
+    lander.close()
+
+
+def test_background_failure_holds_the_batch_and_the_next_waits_behind_it(monkeypatch) -> None:
+    monkeypatch.setattr("streaming.landing.time.sleep", lambda _s: None)
+    s3 = FakeS3(failures=3)  # the whole first flush fails
+    lander, consumer = _background(s3)
+    msgs = [FakeMessage(2, o, EVENTS[o]) for o in range(6)]
+    lander.add_batch(msgs[:3], NOW)  # type: ignore[arg-type]
+    lander.add_batch(msgs[3:], NOW)  # type: ignore[arg-type]  # settles the failure first
+    assert consumer.commits == [] and consumer.paused == {2} and s3.objects == {}
+    assert set(lander.pending) == {2} and lander.open[2].count == 3
+    lander._retry_at = 0.0
+    lander.flush_due()
+    assert consumer.commits == [(2, 3)] and consumer.paused == set()
+    lander.flush_all()
+    assert consumer.commits == [(2, 3), (2, 6)]
+    lander.close()
+
+
+def test_background_write_in_flight_is_committed_on_revoke_and_dropped_on_loss() -> None:
+    s3 = FakeS3()
+    lander, consumer = _background(s3)
+    lander.add_batch([FakeMessage(0, o, EVENTS[o]) for o in range(3)], NOW)  # type: ignore[misc]
+    lander.on_revoke(consumer, [TopicPartition("plays", 0)])  # type: ignore[arg-type]
+    assert consumer.commits == [(0, 3)] and lander.is_empty()
+    lander.add_batch([FakeMessage(1, o, EVENTS[o]) for o in range(3)], NOW)  # type: ignore[misc]
+    lander.on_lost(consumer, [TopicPartition("plays", 1)])  # type: ignore[arg-type]
+    assert consumer.commits == [(0, 3)] and lander.is_empty()
+    lander.close()
