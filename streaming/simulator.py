@@ -26,10 +26,15 @@ PARTIAL_SHARE = 0.15  # share of plays stopped after 30 s but before the end
 MEAN_SESSION_PLAYS = 12
 MAX_JITTER_MS = 1000  # event_ts lies up to 1 s before the clock reading, never after
 
-_TEMPLATE = (
+# An event is HEAD % (id, user, session, track, geo, device) + event_ts + TAIL % (duration,
+# played, skipped): both halves are rendered when a block is sampled, so handing events
+# out costs one concatenation each (measured: 2.9 -> 1.6 us per event with the id change).
+_HEAD = (
     b'{"event_id":"%s","schema_version":' + str(SCHEMA_VERSION).encode() + b',"user_id":"%s",'
-    b'"session_id":"%s"%s%s%s,"event_ts":"%s"%s,"ms_played":%d,"skipped":%s}'
+    b'"session_id":"%s"%s%s%s,"event_ts":"'
 )
+_TAIL = b'"%s,"ms_played":%d,"skipped":%s}'
+_UUID_DTYPE = np.dtype("S36")
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 # Positions of the 32 hex digits inside the 36-character canonical UUID text.
 _UUID_HEX_POS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
@@ -53,8 +58,8 @@ def uuid4_block(rng: np.random.Generator, n: int) -> list[bytes]:
     digits[:, 1::2] = _HEX[raw & 0x0F]
     text = np.full((n, 36), ord("-"), dtype=np.uint8)
     text[:, _UUID_HEX_POS] = digits
-    buf = text.tobytes()
-    return [buf[i : i + 36] for i in range(0, 36 * n, 36)]
+    # One 36-byte string per row, made in C (a UUID has no NUL bytes for S36 to strip).
+    return cast(list[bytes], text.view(_UUID_DTYPE).ravel().tolist())
 
 
 def id_rng(seed: int, id_seed: int | None) -> np.random.Generator:
@@ -98,8 +103,13 @@ class Simulator:
         # Jitter has its own stream so the clock never shifts the sampled sequence.
         self._jitter_rng = np.random.default_rng([seed, 2])
         # Plays are sampled in fixed blocks of BLOCK and handed out from this buffer, so
-        # the sequence for a seed is the same whatever sizes callers ask for.
-        self._pending: list[tuple] = []
+        # the sequence for a seed is the same whatever sizes callers ask for: the rendered
+        # halves of each event and its key (user_id).
+        self._heads: list[bytes] = []
+        self._tails: list[bytes] = []
+        self._keys: list[bytes] = []
+        # The keys of the events the last ``batch`` call returned (see ``keyed_batch``).
+        self.last_keys: list[bytes] | None = None
         c = self.catalog
         self._user_cdf = catalog.zipf_cdf(len(c.users), exponent=0.9, rng=self._rng)
         self._track_cdf = catalog.zipf_cdf(len(c.tracks), exponent=1.1, rng=self._rng)
@@ -121,14 +131,27 @@ class Simulator:
     def batch(self, n: int) -> list[bytes]:
         """Return the next ``n`` serialized events, stamped with the clock's time now."""
         if n <= 0:
+            self.last_keys = []
             return []
-        while len(self._pending) < n:
-            self._pending.extend(self._sample(BLOCK))
-        rows, self._pending = self._pending[:n], self._pending[n:]
+        while len(self._heads) < n:
+            self._sample(BLOCK)
+        heads, tails, self.last_keys = self._heads[:n], self._tails[:n], self._keys[:n]
+        del self._heads[:n], self._tails[:n], self._keys[:n]
         timestamps = self._timestamps(n)
-        return [_TEMPLATE % (*row[:6], timestamps[i], *row[6:]) for i, row in enumerate(rows)]
+        return [h + ts + t for h, ts, t in zip(heads, timestamps, tails, strict=True)]
 
-    def _sample(self, n: int) -> list[tuple]:
+    def keyed_batch(self, n: int) -> tuple[list[bytes], list[bytes] | None]:
+        """``batch(n)`` and each event's key (its ``user_id``), None if ``batch`` made none.
+
+        Goes through ``batch`` so a subclass that overrides it (the reliability tests
+        record every id handed out) still sees every event.
+        """
+        self.last_keys = None
+        values = self.batch(n)
+        keys = self.last_keys
+        return values, keys if keys is not None and len(keys) == len(values) else None
+
+    def _sample(self, n: int) -> None:
         """Sample ``n`` plays in one vectorised pass: every field but the timestamp."""
         rng = self._rng
         users = np.searchsorted(self._user_cdf, rng.random(n), side="right").tolist()
@@ -138,20 +161,24 @@ class Simulator:
         sessions = self._sessions(users)
         c = self.catalog
         tracks_l = tracks.tolist()
-        return [
-            (
+        skipped = [b"true" if p < SKIP_THRESHOLD_MS else b"false" for p in played]
+        self._heads += [
+            _HEAD
+            % (
                 event_ids[i],
                 c.user_id[u],
                 sessions[i][0],
                 c.track_frag[t],
                 c.user_geo_frag[u],
                 sessions[i][1],
-                c.duration_frag[t],
-                played[i],
-                b"true" if played[i] < SKIP_THRESHOLD_MS else b"false",
             )
             for i, (u, t) in enumerate(zip(users, tracks_l, strict=True))
         ]
+        self._tails += [
+            _TAIL % (c.duration_frag[t], p, sk)
+            for t, p, sk in zip(tracks_l, played, skipped, strict=True)
+        ]
+        self._keys += [c.user_id[u] for u in users]
 
     def _ms_played(self, duration: np.ndarray) -> np.ndarray:
         """Mostly full plays; ``SKIP_SHARE`` skipped under 30 s, some stopped part-way."""

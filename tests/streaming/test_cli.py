@@ -197,3 +197,12 @@ def test_usage_lines_show_the_script_name(script: str) -> None:
     proc = _run_script(script, ["--help"], {})
     assert proc.returncode == 0
     assert proc.stdout.startswith(f"usage: {script} ")
+
+
+def test_failed_deliveries_are_counted_though_only_failures_are_reported(monkeypatch) -> None:
+    """delivery.report.only.error: nothing is reported for a success, so a run to a broker
+    that never answers must still come back with every event failed, none delivered."""
+    monkeypatch.setattr(producer, "MESSAGE_TIMEOUT_MS", 300)
+    stats = producer.produce(Settings(bootstrap_servers="127.0.0.1:9", topic="plays"), 50)
+    assert (stats.requested, stats.delivered, stats.failed) == (50, 0, 50)
+    assert stats.errors

@@ -138,3 +138,25 @@ def test_sequence_does_not_depend_on_how_callers_slice_it():
     sim = Simulator(seed=3, id_seed=3)
     sliced = [validate(e)["event_id"] for n in (1, 7, 999, 8193, 5000, 5800) for e in sim.batch(n)]
     assert sliced == one
+
+
+def test_keyed_batch_gives_each_events_user_id_as_its_key() -> None:
+    from streaming.producer import user_key
+
+    sim = Simulator(seed=5, id_seed=5)
+    for n in (1, 700, 9000):
+        values, keys = sim.keyed_batch(n)
+        assert keys == [user_key(v) for v in values]
+
+
+def test_keyed_batch_goes_through_an_overridden_batch() -> None:
+    seen: list[bytes] = []
+
+    class Recording(Simulator):
+        def batch(self, n: int) -> list[bytes]:
+            values = super().batch(n)
+            seen.extend(values)
+            return values
+
+    values, keys = Recording(seed=5).keyed_batch(10)
+    assert seen == values and keys is not None and len(keys) == 10
