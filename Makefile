@@ -10,7 +10,7 @@ DEFS_STATE := $(VENV)/.defs-state-stamp
 DBT_FILES  := $(shell find dbt_spotify/models dbt_spotify/macros dbt_spotify/tests -type f) \
               dbt_spotify/dbt_project.yml dbt_spotify/profiles.yml
 
-.PHONY: install dev dev-reset demo test test-fast lint typecheck format bench clean
+.PHONY: install dev dev-reset demo test test-fast lint typecheck format bench bench-throughput clean
 
 $(STAMP): pyproject.toml uv.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,9 @@ format: install
 
 bench: install ## on-demand benchmarks; writes bench/results/report.md
 	$(BIN)/python -m bench.run
+
+bench-throughput: install ## issue #12's stages only (produce, land, Bronze, sensor; ~6 min)
+	$(BIN)/python -m bench.run --stages produce,consume,bronze,sensor
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache dbt_spotify/target dbt_spotify/logs .local data \

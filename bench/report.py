@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from . import flame
 from .common import Row
 
 
@@ -42,6 +43,15 @@ def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
         + ".",
         "",
     ]
+    if meta.get("flames"):
+        lines += [
+            "## Where the time goes (py-spy, extra untimed runs)",
+            "",
+            "Top frames by samples on top of the stack (self) and anywhere in it (inclusive);",
+            "native code (librdkafka, msgspec, ISA-L) shows as the Python frame calling it.",
+            "",
+            *flame.markdown(meta["flames"]),
+        ]
     return "\n".join(lines)
 
 

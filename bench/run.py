@@ -26,6 +26,7 @@ from .common import Row
 from .report import write_reports
 
 log = logging.getLogger("bench")
+CPU_TARGET_BRONZE = 5.0  # issue #12: CPU-seconds per million rows
 RESULTS = Path(__file__).resolve().parent / "results"
 SMOKE = {
     "runs": 1,
@@ -54,12 +55,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--history", type=int, default=3_000_000, help="plays of history (dbt)")
     p.add_argument("--batch", type=int, default=10_000, help="events per batch (dbt)")
     p.add_argument("--baseline-runs", type=int, default=1, help="full-refresh runs (dbt)")
-    p.add_argument("--sensor-old", type=int, default=20_000, help="old objects (sensor)")
+    p.add_argument("--sensor-old", type=int, default=100_000, help="old objects (sensor)")
     p.add_argument("--fresh-seconds", type=float, default=120.0, help="producing time")
     p.add_argument("--fresh-warmup", type=float, default=30.0, help="seconds not counted")
     p.add_argument("--burst-events", type=int, default=100_000, help="0: no burst run")
     p.add_argument(
         "--stages", default="all", help="comma list: produce,consume,bronze,dbt,sensor,e2e"
+    )
+    p.add_argument(
+        "--no-flames", action="store_true", help="skip the py-spy profiled runs (flame summaries)"
     )
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
@@ -94,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = conditions(args)
     rows: list[Row] = []
     cpu: dict[str, dict] = {}
+    flames: dict[str, dict] | None = None if args.no_flames else {}
     started = time.monotonic()
     pool = cf.ThreadPoolExecutor(1)
     fresh = None
@@ -103,22 +108,25 @@ def main(argv: list[str] | None = None) -> int:
         if on("produce"):
             log.info("stage generate+produce")
             row, cpu["produce"] = produce.run(
-                bootstrap, args.produce_events, args.baseline_events, args.runs
+                bootstrap, args.produce_events, args.baseline_events, args.runs, flames
             )
             rows.append(row)
+            rows.append(_cpu_target_row("generate+produce", cpu["produce"], produce.CPU_TARGET))
         if on("consume"):
             log.info("stage consume+land")
             got, cpu["consume"] = consume.run(
-                bootstrap, endpoint, args.consume_events, args.baseline_events, args.runs
+                bootstrap, endpoint, args.consume_events, args.baseline_events, args.runs, flames
             )
             rows.extend(got)
-        if on("sensor"):
-            log.info("stage sensor tick")
-            rows.append(sensor.run(endpoint, args.sensor_old, args.runs)[0])
+            rows.append(_cpu_target_row("consume+land", cpu["consume"], consume.CPU_TARGET))
+    if on("sensor"):
+        log.info("stage sensor tick over %d old objects (SeaweedFS)", args.sensor_old)
+        rows.append(sensor.run(None, args.sensor_old, args.runs)[0])
     if on("bronze"):
         log.info("stage Bronze load")
         row, cpu["bronze"] = bronze.run(args.bronze_rows, args.baseline_events, args.runs)
         rows.append(row)
+        rows.append(_cpu_target_row("Bronze load", cpu["bronze"], CPU_TARGET_BRONZE))
     if on("dbt"):
         log.info("stage dbt batch on %d history", args.history)
         row, cpu["dbt"] = dbt_batch.run(args.history, args.batch, args.runs, args.baseline_runs)
@@ -139,10 +147,27 @@ def main(argv: list[str] | None = None) -> int:
     meta["seconds"] = round(time.monotonic() - started, 1)
     meta["load_avg_at_end"] = os.getloadavg()
     meta["cpu_per_million_by_stage"] = cpu
+    meta["flames"] = flames or {}
     md, js = write_reports(rows, meta, args.out)
     log.info("wrote %s and %s in %.0f s", md, js, meta["seconds"])
     sys.stdout.write(md.read_text())
     return 0
+
+
+def _cpu_target_row(stage: str, cpu: dict, target: float) -> Row:
+    """CPU-seconds per million events of one stage, against issue #12's bound."""
+    return Row(
+        stage=f"CPU per 1M events: {stage}",
+        metric="user+sys seconds of the stage's process(es), all threads",
+        unit="CPU-s/M events",
+        ours=cpu["ours"],
+        baseline=cpu["baseline"],
+        target=f"<= {target:g}",
+        met=cpu["ours"] <= target,
+        higher_is_better=False,
+        runs=cpu.get("runs", []),
+        notes="the broker and the S3 server are other processes and not counted",
+    )
 
 
 def _cpu_row(cpu: dict[str, dict], batch: int, history: int) -> Row:

@@ -24,6 +24,10 @@ STAGES = {
     "batch through Bronze+Silver+Gold",
     "freshness (make dev defaults)",
     "CPU per 1M events (stage sum)",
+    "CPU per 1M events: generate+produce",
+    "CPU per 1M events: consume+land",
+    "CPU per 1M events: Bronze load",
+    "consume+land scaling (2 vs 1 process)",
 }
 
 
