@@ -35,7 +35,8 @@ class TimedLander(Lander):
         super().add(msg, now)
 
     def add_batch(self, msgs, now=None):  # type: ignore[no-untyped-def]
-        _start()
+        if msgs:  # the poll loop also hands over empty polls
+            _start()
         super().add_batch(msgs, now)
 
     def _landed(self, batch, written):  # type: ignore[no-untyped-def]

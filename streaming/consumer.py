@@ -112,7 +112,8 @@ def run_consumer(
             msgs = consumer.consume(POLL_BATCH, POLL_TIMEOUT_S)
             if any([m.error() is not None for m in msgs]):  # rare: keep only the messages
                 msgs = [m for m in msgs if not _handle_error(m)]
-            lander.add_batch(msgs, now)
+            if msgs:
+                lander.add_batch(msgs, now)
             lander.flush_due()
             if time.monotonic() - last_report >= PROGRESS_EVERY_S:
                 last_report = _report(lander.stats, started)
