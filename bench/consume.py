@@ -61,7 +61,9 @@ def _group(
     ]
     results = []
     got: dict = {}
-    sampled = flame.sampling(workers[0].pid, got, within="run_consumer", unless="make_s3_client")
+    # The poll loop and the writer thread (compression, PUTs), not the start-up.
+    hot = ("run_consumer", "Lander._write")
+    sampled = flame.sampling(workers[0].pid, got, within=hot, unless="make_s3_client")
     with sampled if flames is not None else _nothing():
         outs = [w.communicate(timeout=600) for w in workers]
     if flames is not None:

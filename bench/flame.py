@@ -30,10 +30,12 @@ def py_spy() -> str | None:
 
 
 @contextmanager
-def sampling(pid: int, out: dict[str, Any], within: str = "", unless: str = "\0") -> Iterator[None]:
+def sampling(
+    pid: int, out: dict[str, Any], within: tuple[str, ...] = ("",), unless: str = "\0"
+) -> Iterator[None]:
     """Sample ``pid`` during the block; ``out`` gets the summary (empty without py-spy).
 
-    Only stacks through a frame starting with ``within`` and none starting with
+    Only stacks through a frame starting with one of ``within`` and none starting with
     ``unless`` count (the stage's own work, not imports and set-up).
     """
     exe = py_spy()
@@ -60,7 +62,9 @@ def sampling(pid: int, out: dict[str, Any], within: str = "", unless: str = "\0"
             out.update(summary(raw.read_text(), within=within, unless=unless))
 
 
-def summary(raw: str, top: int = TOP, within: str = "", unless: str = "\0") -> dict[str, Any]:
+def summary(
+    raw: str, top: int = TOP, within: tuple[str, ...] = ("",), unless: str = "\0"
+) -> dict[str, Any]:
     """Top frames by self and by inclusive share of samples, from py-spy's raw format."""
     own: Counter[str] = Counter()
     incl: Counter[str] = Counter()

@@ -39,7 +39,7 @@ def run(
         cpu.append(t["cpu"] / events * 1e6)
     if flames is not None:  # an extra, untimed run under the sampler
         got: dict = {}
-        with flame.sampling(os.getpid(), got, within="produce (streaming/producer.py"):
+        with flame.sampling(os.getpid(), got, within=("produce (streaming/producer.py",)):
             _once(bootstrap, events, sim)
         flames["generate+produce"] = got
     base, base_cpu = [], []

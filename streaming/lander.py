@@ -198,7 +198,7 @@ class Lander:
     def on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Land and commit what we hold for revoked partitions while we still own them."""
         log.info("revoked partitions %s", sorted(tp.partition for tp in partitions))
-        self._settle(pause=False)
+        self._settle_before_handover({tp.partition for tp in partitions})
         for tp in partitions:
             self._drain(tp.partition, attempts=1)
 
@@ -209,7 +209,7 @@ class Lander:
         if self._inflight is not None and self._inflight[0].partition in lost:
             self._inflight[1].result()  # written or not, it is not ours to commit any more
             self._inflight = None
-        self._settle(pause=False)
+        self._settle()
         for p in lost:
             self._discard(p)
 
@@ -251,6 +251,11 @@ class Lander:
         self._inflight = None
         if not self._landed(batch, written.result()):
             self._hold(batch, pause)
+
+    def _settle_before_handover(self, leaving: set[int]) -> None:
+        """Settle; a failed write of a partition we keep pauses it, one we hand over not."""
+        keep = self._inflight is not None and self._inflight[0].partition not in leaving
+        self._settle(pause=keep)
 
     def _retry_pending(self) -> None:
         self._settle()
