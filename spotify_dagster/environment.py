@@ -9,15 +9,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from streaming.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_spotify"
 
-WarehouseKind = Literal["local", "snowflake"]
-WAREHOUSES: tuple[WarehouseKind, ...] = ("local", "snowflake")
+# local: the DuckLake lakehouse (docs/decisions/0011); duckdb: the single DuckDB file it
+# replaced, kept for comparison (bench) and the tests that pin that store; snowflake: prod.
+WarehouseKind = Literal["local", "duckdb", "snowflake"]
+WAREHOUSES: tuple[WarehouseKind, ...] = ("local", "duckdb", "snowflake")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class Environment:
 
     warehouse: WarehouseKind
     duckdb_path: Path
+    # The DuckLake catalog (libpq DSN; the local stack sets it) and the lake's data prefix.
+    lake_catalog: str | None
+    lake_data_path: str
     s3_endpoint_url: str | None
     s3_bucket: str
     aws_region: str
@@ -54,8 +59,10 @@ class Environment:
         stream = Settings.from_env()
         duckdb_path = Path(os.getenv("DUCKDB_PATH", str(REPO_ROOT / "data" / "warehouse.duckdb")))
         return cls(
-            warehouse=warehouse,
+            warehouse=cast(WarehouseKind, warehouse),
             duckdb_path=duckdb_path.expanduser().resolve(),
+            lake_catalog=os.getenv("LAKE_CATALOG") or None,
+            lake_data_path=os.getenv("LAKE_DATA_PATH") or f"s3://{stream.bucket}/lake/",
             s3_endpoint_url=stream.s3_endpoint_url,
             s3_bucket=stream.bucket,
             aws_region=stream.aws_region,
@@ -80,6 +87,11 @@ class Environment:
             .expanduser()
             .resolve(),
         )
+
+    @property
+    def on_duckdb(self) -> bool:
+        """DuckDB's SQL: the lake or the DuckDB file (the audit and dashboard queries)."""
+        return self.warehouse in ("local", "duckdb")
 
     @property
     def dbt_target(self) -> str:

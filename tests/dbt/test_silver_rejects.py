@@ -1,9 +1,9 @@
-"""Silver passes on or rejects every Bronze play row, exactly once, with a reason.
+"""Silver passes on or rejects every Bronze play row, exactly once, with a reason; grain tests.
 
 A crafted ``bronze.plays`` (rows written as the Bronze load writes them: typed columns are
 ``try_cast`` from the payload) is built with dbt on a temporary DuckDB file: a first load, an
 incremental run over a second load, then a full refresh. After each, every row must be in
-``silver.stg_bronze__plays`` or in ``silver.stg_bronze__plays_rejected`` with the expected
+``silver.int_plays__deduplicated`` or in ``silver.int_plays__rejected`` with the expected
 reason, and the accounting test must pass; it must fail once a rejected row is deleted.
 """
 
@@ -22,8 +22,8 @@ import duckdb
 import pytest
 import yaml
 
+from spotify_dagster.defs.bronze.duckdb_store import ensure_tables
 from spotify_dagster.environment import DBT_PROJECT_DIR
-from spotify_dagster.plays.bronze_duckdb import ensure_tables
 from streaming.schema import COLUMNS, SUPPORTED_VERSIONS
 
 pytestmark = [pytest.mark.timeout(300)]
@@ -109,14 +109,15 @@ def dbt(args: list[str], tmp_path: Path, warehouse: Path) -> subprocess.Complete
     target = tmp_path / "dbt-target"
     cmd = [DBT, *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir"]
     cmd += [str(DBT_PROJECT_DIR), "--target-path", str(target), "--log-path", str(target / "logs")]
-    env = {**os.environ, "DUCKDB_PATH": str(warehouse), "DBT_TARGET": "local"}
+    env = {**os.environ, "DUCKDB_PATH": str(warehouse), "DBT_TARGET": "duckdb"}
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
 
 
-def build(args: list[str], tmp_path: Path, warehouse: Path) -> None:
+def build(args: list[str], tmp_path: Path, warehouse: Path, accounting: bool = True) -> None:
     done = dbt(["build", *args], tmp_path, warehouse)
     assert done.returncode == 0, done.stdout[-4000:]
-    assert f"PASS {ACCOUNTING_TEST} " in done.stdout  # the accounting test ran and passed
+    if accounting:
+        assert f"PASS {ACCOUNTING_TEST} " in done.stdout  # the accounting test ran and passed
 
 
 # (partition, offset) -> reason, for every row Silver must reject.
@@ -170,14 +171,15 @@ SECOND_REJECTS = {
 
 def silver(bronze: Bronze) -> dict[tuple[int, int], tuple[str, str]]:
     rows = bronze.query(
-        "select kafka_partition, kafka_offset, event_id, user_id from silver.stg_bronze__plays"
+        "select kafka_partition, kafka_offset, event_id, user_id"
+        " from silver.int_plays__deduplicated"
     )
     return {(p, o): (e, u) for p, o, e, u in rows}
 
 
 def rejected(bronze: Bronze) -> dict[tuple[int, int], str]:
     rows = bronze.query(
-        "select kafka_partition, kafka_offset, reason from silver.stg_bronze__plays_rejected"
+        "select kafka_partition, kafka_offset, reason from silver.int_plays__rejected"
     )
     assert len(rows) == len({(p, o) for p, o, _ in rows}), rows  # one row per Bronze row
     return {(p, o): reason for p, o, reason in rows}
@@ -196,7 +198,7 @@ def assert_split(bronze: Bronze, loads: list[list[tuple]], rejects: dict) -> Non
 def snapshot(bronze: Bronze) -> dict[str, Counter]:
     return {
         name: Counter(bronze.query(f"select * from silver.{name}"))
-        for name in ("stg_bronze__plays", "stg_bronze__plays_rejected")
+        for name in ("int_plays__deduplicated", "int_plays__rejected")
     }
 
 
@@ -221,7 +223,7 @@ def test_every_bronze_row_is_in_silver_or_rejected_exactly_once(tmp_path: Path):
     # A replayed id with a later event_ts did not replace the play Silver already held.
     assert silver(bronze)[(0, 3)] == (uuid_for(4), "user-4")
     kept_of_conflict = bronze.query(
-        "select kept_kafka_partition, kept_kafka_offset from silver.stg_bronze__plays_rejected"
+        "select kept_kafka_partition, kept_kafka_offset from silver.int_plays__rejected"
         " where kafka_partition = 0 and kafka_offset = 11"
     )
     assert kept_of_conflict == [(0, 3)]
@@ -246,9 +248,28 @@ def test_every_bronze_row_is_in_silver_or_rejected_exactly_once(tmp_path: Path):
 
     # The check can fail: one rejected row lost -> the accounting test reports it.
     bronze.execute(
-        "delete from silver.stg_bronze__plays_rejected"
-        " where kafka_partition = 0 and kafka_offset = 5"
+        "delete from silver.int_plays__rejected where kafka_partition = 0 and kafka_offset = 5"
     )
     done = dbt(["test", "--select", ACCOUNTING_TEST], tmp_path, warehouse)
     assert done.returncode != 0, done.stdout[-4000:]
     assert f"FAIL 1 {ACCOUNTING_TEST}" in done.stdout, done.stdout[-4000:]
+
+
+def test_grain_test_fails_when_the_quarantine_holds_a_message_twice(tmp_path: Path):
+    warehouse = tmp_path / "warehouse.duckdb"
+    bronze = Bronze(warehouse)
+    grain_test = "stg_bronze__quarantine_one_row_per_message"
+    row = (
+        "insert into bronze.quarantine values ('raw/plays/0/a.ndjson.gz', 'plays', 0, 7,"
+        " 'not_json', 'line 1', 'eA==', timestamptz '2026-01-10 12:00:00+00', 'load-1')"
+    )
+    bronze.execute(row)
+    build(["--select", "stg_bronze__quarantine"], tmp_path, warehouse, accounting=False)
+    passed = dbt(["test", "--select", grain_test], tmp_path, warehouse)
+    assert f"PASS {grain_test} " in passed.stdout, passed.stdout[-4000:]
+
+    bronze.execute(row)  # the same message quarantined twice
+
+    done = dbt(["test", "--select", grain_test], tmp_path, warehouse)
+    assert done.returncode != 0, done.stdout[-4000:]
+    assert f"FAIL 1 {grain_test}" in done.stdout, done.stdout[-4000:]

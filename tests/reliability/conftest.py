@@ -165,7 +165,7 @@ def warehouse(
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION": "us-east-1",
         "DUCKDB_PATH": str(path),
-        "WAREHOUSE": "local",
+        "WAREHOUSE": "duckdb",
         "DBT_TARGET": "local",
         "LANDING_PREFIX": "raw",
         "QUARANTINE_PREFIX": "quarantine",

@@ -25,10 +25,10 @@ import orjson
 import pytest
 from dagster_duckdb import DuckDBResource
 from snowflake_support import FakeSnowflake, write_object
-
-from spotify_dagster.environment import DBT_PROJECT_DIR
 from spotify_dagster.plays.stores import BronzeStore, DuckDBBronzeStore, bronze_store
 from spotify_dagster.resources import snowflake_resource
+
+from spotify_dagster.environment import DBT_PROJECT_DIR
 from streaming.batching import raw_line
 from streaming.keys import object_key
 from streaming.schema import validate
@@ -169,7 +169,7 @@ def run_batches_then_full_refresh(
 def test_incremental_equals_full_refresh_on_duckdb(tmp_path: Path, monkeypatch):
     path = tmp_path / "warehouse.duckdb"
     monkeypatch.setenv("DUCKDB_PATH", str(path))
-    monkeypatch.setenv("DBT_TARGET", "local")
+    monkeypatch.setenv("DBT_TARGET", "duckdb")
     store = DuckDBBronzeStore(DuckDBResource(database=str(path)))
 
     def query(sql: str) -> list[tuple]:

@@ -4,11 +4,11 @@ import os
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dagster as dg
 
-from spotify_dagster.defs.bronze.warehouse import DuckDBWarehouse
+from spotify_dagster.defs.bronze.warehouse import DuckDBWarehouse, DuckLakeWarehouse
 from spotify_dagster.defs.dashboard.model import Dashboard
 from spotify_dagster.defs.dashboard.queries import load_dashboard
 from spotify_dagster.defs.dashboard.render import render_page
@@ -35,7 +35,7 @@ GOLD_INPUTS = [
 def defs() -> dg.Definitions:
     env = Environment.from_env()
     # The page reads Gold from DuckDB; on Snowflake, BI tools read Gold directly.
-    if env.warehouse != "local":
+    if not env.on_duckdb:
         return dg.Definitions()
     return dg.Definitions(assets=[build_dashboard_asset(env)])
 
@@ -54,10 +54,11 @@ def build_dashboard_asset(env: Environment) -> dg.AssetsDefinition:
         "trending tracks, plays by region and device usage, rebuilt from Gold.",
     )
     def plays_dashboard(
-        context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse
+        context: dg.AssetExecutionContext, warehouse: dg.ConfigurableResource
     ) -> dg.MaterializeResult:
-        # Held only while reading: DuckDB lets one process open the file.
-        with warehouse.connect() as conn:
+        # Held only while reading (a DuckDB file lets one process open it; DuckLake does not
+        # mind, and its readers see the last committed snapshot).
+        with cast("DuckDBWarehouse | DuckLakeWarehouse", warehouse).connect() as conn:
             data = load_dashboard(conn, generated_at=datetime.now(UTC))
         path = write_atomically(env.dashboard_path, render_page(data))
         context.log.info("dashboard written to %s", path)
