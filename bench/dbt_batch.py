@@ -69,9 +69,11 @@ select
         'region', region, 'country', country, 'device_type', device_type,
         'event_ts', strftime(ts, '%Y-%m-%dT%H:%M:%S.%gZ'), 'duration_ms', duration_ms,
         'ms_played', ms_played, 'skipped', ms_played < 30000),
-    'raw/plays/partition=' || cast(i % 4 as varchar) || '/'
+    'raw/plays-history/partition=' || cast(i % 4 as varchar) || '/'
         || lpad(cast(i // 40000 as varchar), 20, '0') || '.ndjson.gz',
-    'plays', cast(i % 4 as integer), i // 4, ts + interval 2 second,
+    -- A topic of its own: the batch's offsets (topic plays, from 0) must not collide with
+    -- the history's, or Bronze would hold a Kafka message twice.
+    'plays-history', cast(i % 4 as integer), i // 4, ts + interval 2 second,
     'history-' || cast(i // 40000 as varchar)
 from f
 order by ts

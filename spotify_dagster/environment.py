@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
 from streaming.settings import Settings
 
@@ -53,13 +53,11 @@ class Environment:
         """The Dagster side of the settings; what the streaming services also read (bucket,
         prefixes, topic, broker, region, batch size) comes from their ``Settings``, so the
         two cannot disagree."""
-        warehouse = os.getenv("WAREHOUSE", "local").strip().lower()
-        if warehouse not in WAREHOUSES:
-            raise ValueError(f"WAREHOUSE must be one of {WAREHOUSES}, got {warehouse!r}")
+        warehouse = _warehouse_kind(os.getenv("WAREHOUSE", "local"))
         stream = Settings.from_env()
         duckdb_path = Path(os.getenv("DUCKDB_PATH", str(REPO_ROOT / "data" / "warehouse.duckdb")))
         return cls(
-            warehouse=cast(WarehouseKind, warehouse),
+            warehouse=warehouse,
             duckdb_path=duckdb_path.expanduser().resolve(),
             lake_catalog=os.getenv("LAKE_CATALOG") or None,
             lake_data_path=os.getenv("LAKE_DATA_PATH") or f"s3://{stream.bucket}/lake/",
@@ -97,6 +95,14 @@ class Environment:
     def dbt_target(self) -> str:
         """The dbt target has the same name as the warehouse setting."""
         return self.warehouse
+
+
+def _warehouse_kind(value: str) -> WarehouseKind:
+    kind = value.strip().lower()
+    for known in WAREHOUSES:
+        if kind == known:
+            return known
+    raise ValueError(f"WAREHOUSE must be one of {WAREHOUSES}, got {value!r}")
 
 
 def _root(prefix: str) -> str:

@@ -19,14 +19,23 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 from spotify_dagster.environment import REPO_ROOT
 
-from .stack import Child, Stack, dg_dev, local_stack, python
+from .stack import (
+    Child,
+    Stack,
+    cancel_interrupted_runs,
+    dg_dev,
+    local_stack,
+    python,
+    resubmit,
+    terminate_runs_in_flight,
+)
 from .ui import UiError, UiProbe, choose_port, log_size
 
 log = logging.getLogger(__name__)
@@ -144,16 +153,28 @@ def run(stack: Stack, rate: float, signals: StopSignals) -> int:
     producer = Child("producer", python("streaming.producer", "--rate", str(rate)), stack)
     ui = Child("dagster", dg_dev("127.0.0.1", port), stack)
     probe = UiProbe(port, ui.log_path, log_size(ui.log_path))
+    interrupted = cancel_interrupted_runs(Path(stack.env["DAGSTER_HOME"]))
     try:
         for child in (consumer, producer, ui):
             child.start()
         log.info("producing %.0f plays/s; state in %s", rate, stack.workdir)
-        return supervise([Supervised(consumer), Supervised(producer)], ui, probe, signals)
+        workers = [Supervised(consumer), Supervised(producer)]
+        return supervise(
+            workers, ui, probe, signals, lambda: resubmit(interrupted, "127.0.0.1", port)
+        )
     finally:
+        if probe.answering():
+            terminate_runs_in_flight(Path(stack.env["DAGSTER_HOME"]), "127.0.0.1", port)
         stop_children([producer, consumer, ui], signals.force)
 
 
-def supervise(workers: list[Supervised], ui: Child, probe: UiProbe, signals: StopSignals) -> int:
+def supervise(
+    workers: list[Supervised],
+    ui: Child,
+    probe: UiProbe,
+    signals: StopSignals,
+    on_ui_up: Callable[[], None] = lambda: None,
+) -> int:
     """Restart crashed workers; advertise the UI once it answers; return the exit code."""
     ui_up = False
     started = time.monotonic()
@@ -173,6 +194,7 @@ def supervise(workers: list[Supervised], ui: Child, probe: UiProbe, signals: Sto
                 return 1
             if ui_up:
                 log.info("Dagster UI: %s (up in %.0f s)", probe.url, now - started)
+                on_ui_up()
                 log.info("press Ctrl-C to stop everything")
             elif now - started > UI_TIMEOUT_S:
                 log.error("the Dagster UI did not answer in %.0f s (log %s)", now - started, probe)
@@ -185,7 +207,8 @@ def stop_children(children: list[Child], force: threading.Event) -> None:
 
     Dagster is asked first and stops alongside the other two: nothing it does feeds them.
     It gets a short grace (`dagster dev` itself takes ~9 s); a run it leaves behind is
-    failed at the next start and retried (Bronze loads are transactional and exactly-once).
+    canceled at the next start and submitted again (Bronze loads are transactional and
+    exactly-once, so redoing one loads nothing twice).
     """
     for child in children:
         if child.name == "dagster":

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from spotify_dagster.environment import REPO_ROOT
 from streaming.landing import ensure_bucket, make_s3_client
@@ -152,7 +152,6 @@ def local_stack(workdir: Path, duckdb_path: Path, sensor_interval_s: int) -> Ite
         ensure_topic(bootstrap, stack.settings.topic, PARTITIONS)
         log.info("kafka %s, s3 %s, bucket %s, state in %s", bootstrap, endpoint, bucket, workdir)
         write_endpoints(workdir, env)  # for `spotify-local audit` while the stack runs
-        fail_orphaned_runs(home)
         yield stack
 
 
@@ -181,27 +180,97 @@ def write_endpoints(workdir: Path, env: Mapping[str, str]) -> None:
 IN_PROGRESS = ("STARTING", "STARTED", "CANCELING")
 
 
-def fail_orphaned_runs(dagster_home: Path) -> int:
-    """Fail runs left in progress by a launcher that died (SIGKILL, power loss).
+@dataclass(frozen=True)
+class InterruptedRun:
+    """A run that was in flight when the previous launcher stopped: what it takes to redo it."""
+
+    run_id: str
+    job_name: str
+    run_config: dict[str, Any]
+    tags: dict[str, str]
+
+
+INTERRUPTED_FILE = "interrupted_runs.json"
+
+
+def terminate_runs_in_flight(dagster_home: Path, host: str, port: int) -> None:
+    """Before Dagster stops: terminate its in-flight runs the way the UI's button does.
+
+    They end CANCELED (a user's stop, not a failure) instead of being killed mid-step and
+    marked FAILURE; their ids are kept so the next start runs them again.
+    """
+    import dagster as dg
+    from dagster_graphql import DagsterGraphQLClient
+
+    statuses = [dg.DagsterRunStatus[s] for s in IN_PROGRESS]
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        run_ids = [r.run_id for r in instance.get_runs(dg.RunsFilter(statuses=statuses))]
+    if not run_ids:
+        return
+    (dagster_home / INTERRUPTED_FILE).write_text(json.dumps(run_ids))
+    client = DagsterGraphQLClient(host, port_number=port, timeout=5)
+    for run_id in run_ids:
+        try:
+            client.terminate_run(run_id)
+            log.info("terminated run %s (it runs again at the next start)", run_id)
+        except Exception as exc:
+            log.warning("could not terminate run %s: %s", run_id, exc)
+
+
+def cancel_interrupted_runs(dagster_home: Path) -> list[InterruptedRun]:
+    """Cancel the runs a stopped (or killed) launcher left in progress; return them.
 
     Called before Dagster starts on this state, when no run process can be alive: the
-    DefaultRunLauncher cannot health-check run workers, so without this a run killed with
-    `dagster dev` stays STARTED (holding the warehouse's one-run slot) until run
-    monitoring's max runtime. The sensor then requests its objects again.
+    DefaultRunLauncher cannot health-check run workers, so such a run would stay STARTED,
+    holding the warehouse's one-run slot, until run monitoring's max runtime. Canceled,
+    not failed: nothing went wrong, the user stopped the stack; ``resubmit`` runs each
+    again once Dagster is up (Bronze loads are transactional and exactly-once).
     """
     import dagster as dg
 
     statuses = [dg.DagsterRunStatus[s] for s in IN_PROGRESS]
+    recorded = dagster_home / INTERRUPTED_FILE
+    terminated = json.loads(recorded.read_text()) if recorded.exists() else []
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         orphans = instance.get_runs(dg.RunsFilter(statuses=statuses))
         for run in orphans:
-            instance.report_run_failed(
-                run, "Its process died with the previous make dev (found at start-up)."
+            instance.report_run_canceled(
+                run, "Interrupted: make dev stopped while it ran; it runs again at start-up."
             )
-            log.warning(
-                "run %s (%s) was left %s: marked failed", run.run_id, run.job_name, run.status.value
-            )
-    return len(orphans)
+            log.info("run %s (%s) was interrupted by the last stop", run.run_id, run.job_name)
+        # Runs the last stop terminated (CANCELED, or FAILURE if it ended mid-step anyway).
+        done = {r.run_id for r in orphans}
+        runs = list(orphans) + [
+            r
+            for run_id in terminated
+            if run_id not in done and (r := instance.get_run_by_id(run_id)) is not None
+        ]
+    recorded.unlink(missing_ok=True)
+    return [
+        InterruptedRun(
+            run.run_id,
+            run.job_name,
+            dict(run.run_config),
+            {k: v for k, v in run.tags.items() if not k.startswith("dagster/")},
+        )
+        for run in runs
+    ]
+
+
+def resubmit(runs: list[InterruptedRun], host: str, port: int) -> None:
+    """Run each interrupted run again through the UI's API (the run queue takes it)."""
+    if not runs:
+        return
+    from dagster_graphql import DagsterGraphQLClient
+
+    client = DagsterGraphQLClient(host, port_number=port, timeout=30)
+    for run in runs:
+        new_id = client.submit_job_execution(
+            run.job_name,
+            run_config=run.run_config,
+            tags={**run.tags, "spotify/resumes": run.run_id},
+        )
+        log.info("interrupted run %s submitted again as %s", run.run_id, new_id)
 
 
 @dataclass

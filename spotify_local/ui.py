@@ -70,6 +70,10 @@ class UiProbe:
         serving = f"serving dagster-webserver on {self.url}".lower()
         return serving in text and _is_dagster(self.url)
 
+    def answering(self) -> bool:
+        """True if a Dagster webserver answers on the port right now."""
+        return _is_dagster(self.url)
+
     def _new_log(self) -> str:
         try:
             with self.log_path.open("rb") as f:

@@ -25,7 +25,10 @@ S3Client = Any  # boto3 clients are generated at runtime; no static type to name
 
 def make_s3_client(settings: Settings) -> S3Client:
     """A boto3 S3 client for ``settings``; credentials come from boto3's usual chain."""
-    return boto3.client(
+    # A session of its own: boto3's default session caches the credentials it first
+    # resolved, so a process that switches endpoints (the local stack after a test's moto
+    # server) would sign for the wrong server.
+    return boto3.session.Session().client(
         "s3",
         endpoint_url=settings.s3_endpoint_url,
         region_name=settings.aws_region,

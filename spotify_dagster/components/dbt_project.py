@@ -38,8 +38,22 @@ class SpotifyDbtComponent(DbtProjectComponent):
             return spec.replace_attributes(key=dg.AssetKey([props["source_name"], props["name"]]))
         schema = props["config"].get("schema") or props["schema"]
         return spec.replace_attributes(
-            key=dg.AssetKey([schema, props["name"]]), group_name=schema, owners=OWNERS
+            key=dg.AssetKey([schema, props["name"]]),
+            group_name=schema,
+            owners=OWNERS,
+            # dbt's own description only: dagster-dbt appends the raw SQL, which the
+            # catalog list then shows in place of a sentence.
+            description=props.get("description") or f"dbt model {props['name']}.",
         )
+
+    def build_defs_from_state(
+        self, context: dg.ComponentLoadContext, state_path: Path | None
+    ) -> dg.Definitions:
+        # The component's op validates a DbtCliResource for "dbt" on PATH in every process
+        # that builds these definitions (code server, run worker); an environment that was
+        # not activated (`.venv/bin/dg dev`) has dbt beside the interpreter, not on PATH.
+        os.environ.update(dbt_environment(Environment.from_env()))
+        return super().build_defs_from_state(context, state_path)
 
     def write_state_to_path(self, state_path: Path) -> None:
         # `dbt parse` renders the profile, which reads the environment's target and paths.

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from dashboard_support import T0, TRICKY_ARTIST, build_gold_warehouse, materialize_dashboard
 
-from spotify_dagster.defs.dashboard.model import Bar, Dashboard, Headline, Point, TrendingTrack
+from spotify_dagster.defs.dashboard.model import (
+    Bar,
+    Dashboard,
+    Headline,
+    Point,
+    TrendingTrack,
+    Window,
+)
 from spotify_dagster.environment import Environment
 
 
@@ -59,7 +66,7 @@ def sample() -> Dashboard:
         devices=[Bar("Mobile", 250), Bar("Smart speaker", 170)],
         grain="hour",
         timeline=points,
-        trending_window_hours=24,
+        window=Window("hour", 3, has_previous=True),
         trending=[TrendingTrack("Don't <Stop>", TRICKY_ARTIST, 90, 60, 0.2, (10, 30, 50))],
         generated_at=datetime(2026, 11, 24, 13, 5, tzinfo=UTC),
     )

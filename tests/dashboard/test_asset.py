@@ -11,11 +11,14 @@ import pytest
 from dashboard_support import PLAYS, build_gold_warehouse, materialize_dashboard
 
 from spotify_dagster.defs.dashboard.assets import (
-    GOLD_INPUTS,
+    GOLD_MODELS,
     PLAYS_DASHBOARD,
     build_dashboard_asset,
 )
 from spotify_dagster.environment import Environment
+
+# Starts services or processes: left out of `make test-fast`.
+pytestmark = pytest.mark.integration
 
 
 def test_materializes_the_page_beside_the_warehouse_with_metadata(environment: Environment):
@@ -35,7 +38,10 @@ def test_materializes_the_page_beside_the_warehouse_with_metadata(environment: E
     assert meta["total_plays"].value == PLAYS
     assert meta["listeners"].value == 37
     assert meta["tracks"].value == 4
-    assert meta["timeline_grain"].value == "hour"  # 5 hours of plays
+    assert meta["timeline_grain"].value == "minute"  # 5 hours of plays: 300 minute buckets
+    assert meta["timeline_buckets"].value == PLAYS
+    assert meta["trend_window"].value == "60 min"
+    assert meta["trend_has_previous_window"].value is True
 
 
 def test_releases_the_warehouse_file_for_other_processes(environment: Environment):
@@ -79,7 +85,7 @@ def test_dashboard_runs_in_the_ingest_job_after_dbt(
     graph = d.resolve_asset_graph()
     node = graph.get(PLAYS_DASHBOARD)
     assert node.group_name == "gold"
-    assert set(GOLD_INPUTS) <= node.parent_keys
+    assert {dg.AssetKey(["gold", m]) for m in GOLD_MODELS} <= node.parent_keys
     job = d.resolve_job_def(INGEST_JOB_NAME)
     op = build_dashboard_asset(Environment.from_env()).op.name
     upstream = job.graph.dependency_structure.all_upstream_outputs_from_node(op)

@@ -15,6 +15,9 @@ from PIL import Image
 from spotify_dagster.defs.dashboard.render import SECTIONS
 from spotify_dagster.defs.dashboard.svg import ACCENT
 
+# Starts services or processes: left out of `make test-fast`.
+pytestmark = pytest.mark.integration
+
 WIDTH, HEIGHT = 1280, 1600
 FLAGS = [
     "--headless",

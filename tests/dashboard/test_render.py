@@ -10,8 +10,8 @@ from typing import ClassVar
 from dashboard_support import TRICKY_ARTIST
 
 from spotify_dagster.defs.dashboard.assets import PLAYS_DASHBOARD
-from spotify_dagster.defs.dashboard.model import Dashboard, Point
-from spotify_dagster.defs.dashboard.queries import choose_grain, fill_gaps
+from spotify_dagster.defs.dashboard.model import Dashboard, Point, Window
+from spotify_dagster.defs.dashboard.queries import choose_grain, choose_window, fill_gaps
 from spotify_dagster.defs.dashboard.render import SECTIONS, render_page
 from spotify_dagster.defs.dashboard.svg import compact, line_chart, nice_ticks, time_ticks
 
@@ -110,17 +110,31 @@ def test_empty_warehouse_renders_placeholders_not_errors(sample: Dashboard):
     assert parse(page).stack == []
 
 
-def test_single_bucket_is_drawn_as_points():
+def test_single_bucket_is_two_labelled_bars_with_a_note():
     svg = line_chart([Point(datetime(2026, 1, 1, 6, 35), 20000, 6800)], "minute")
-    assert svg.count("<circle") == 2 and "<path" not in svg
+    assert svg.count("<rect") == 2 and "<path" not in svg and "<circle" not in svg
+    assert "20,000 plays" in svg and "6,800 listeners" in svg
+    assert "every play so far falls within this one minute" in svg
+    assert ">06:35<" in svg and "plays / minute" in svg
 
 
 def test_grain_follows_the_span_of_the_data():
     t = datetime(2026, 1, 1)
     assert choose_grain(None, None) == "minute"
-    assert choose_grain(t, t + timedelta(hours=3)) == "minute"
+    assert choose_grain(t, t + timedelta(seconds=8)) == "second"  # make demo
+    assert choose_grain(t, t + timedelta(minutes=2)) == "minute"
+    assert choose_grain(t, t + timedelta(hours=6)) == "minute"
     assert choose_grain(t, t + timedelta(hours=30)) == "hour"
     assert choose_grain(t, t + timedelta(days=9)) == "day"
+
+
+def test_window_fits_twice_into_the_data_or_is_the_first():
+    assert choose_window("minute", 300) == Window("minute", 60, has_previous=True)
+    assert choose_window("minute", 20) == Window("minute", 10, has_previous=True)
+    assert choose_window("hour", 30) == Window("hour", 12, has_previous=True)
+    assert choose_window("day", 40) == Window("day", 14, has_previous=True)
+    assert choose_window("minute", 4) == Window("minute", 5, has_previous=False)
+    assert choose_window("second", 0) == Window("second", 1, has_previous=False)
 
 
 def test_gaps_become_zero_buckets():
@@ -137,3 +151,11 @@ def test_axis_helpers_round_and_shorten():
     labels = [label for _, label in time_ticks(day, "hour")]
     assert len(labels) == 12
     assert labels[:5] == ["18:00", "20:00", "22:00", "Jan 02", "02:00"]
+    seconds = [
+        Point(datetime(2026, 1, 1, 9, 59, 58) + timedelta(seconds=s), 1, 1) for s in range(8)
+    ]
+    assert [label for _, label in time_ticks(seconds, "second")][:3] == [
+        "09:59:58",
+        "09:59:59",
+        "10:00:00",
+    ]

@@ -26,7 +26,7 @@ from spotify_dagster.defs.bronze.duckdb_store import ensure_tables
 from spotify_dagster.environment import DBT_PROJECT_DIR
 from streaming.schema import COLUMNS, SUPPORTED_VERSIONS
 
-pytestmark = [pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 DBT = str(Path(sys.executable).parent / "dbt")
 ACCOUNTING_TEST = "silver_accounts_for_every_bronze_play"

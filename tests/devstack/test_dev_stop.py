@@ -18,6 +18,9 @@ import pytest
 from spotify_dagster.environment import REPO_ROOT
 from streaming.services import die_with_parent, free_port
 
+# Starts services or processes: left out of `make test-fast`.
+pytestmark = pytest.mark.integration
+
 STOP_ORDER = (
     "stopped producer",
     "stopped consumer",
@@ -78,8 +81,11 @@ def test_ctrl_c_stops_producer_consumer_dagster_services_in_order(tmp_path: Path
     assert positions == sorted(positions), text[-3000:]
     # Generous against a loaded CI machine; a quiet 2-core machine takes ~5-12 s.
     assert took < 20, text[-3000:]
-    # Nothing was lost on the way: the producer flushed and the consumer read it all.
+    # The producer flushed everything (failed 0) before the consumer stopped; the consumer
+    # landed what it had read. Plays delivered in the producer's last milliseconds may still
+    # be in Kafka, uncommitted: the next start lands them (tests/reliability, dev restarts).
     produced = _last_int(r"produced (\d+), failed 0", logs / "producer.log")
     consumed = _last_int(r"consumed (\d+) ", logs / "consumer.log")
-    assert produced == consumed > 0
+    assert 0 < consumed <= produced
+    assert "commit failures 0, write failures 0" in (logs / "consumer.log").read_text()
     assert not (tmp_path / "dev" / "launcher.pid").exists()

@@ -8,11 +8,15 @@ from typing import Any
 
 import boto3
 import duckdb
+import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from spotify_dagster.lake import extension_file
 from spotify_local.stack import LOCAL_AWS, TANSU_BUCKET, services
+
+# Starts services or processes: left out of `make test-fast`.
+pytestmark = pytest.mark.integration
 
 N = 2_000
 TOPIC = "plays"

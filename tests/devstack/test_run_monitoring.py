@@ -26,6 +26,9 @@ import yaml
 from spotify_local.stack import DAGSTER_YAML
 from streaming.services import die_with_parent
 
+# Starts services or processes: left out of `make test-fast`.
+pytestmark = pytest.mark.integration
+
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
 
@@ -101,12 +104,13 @@ def test_daemon_fails_a_started_run_whose_worker_died(home: Path, tmp_path: Path
         daemon.wait()
 
 
-def test_make_dev_fails_runs_left_in_progress_by_a_killed_launcher(home: Path) -> None:
-    """`dagster dev` SIGKILLed mid-run leaves the run STARTED, holding the warehouse slot
-    (limit 1): without this, nothing new would load for max_runtime_seconds."""
+def test_make_dev_cancels_runs_a_stopped_launcher_left_in_progress(home: Path) -> None:
+    """`dagster dev` stopped or SIGKILLed mid-run leaves the run STARTED, holding the
+    warehouse slot (limit 1): without this, nothing new would load for max_runtime_seconds.
+    Canceled (not failed: the user stopped it), and returned so the launcher reruns it."""
     from dagster._core.test_utils import create_run_for_test
 
-    from spotify_local.stack import fail_orphaned_runs
+    from spotify_local.stack import cancel_interrupted_runs
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         started = create_run_for_test(
@@ -119,10 +123,12 @@ def test_make_dev_fails_runs_left_in_progress_by_a_killed_launcher(home: Path) -
             instance, job_name="ingest_plays", status=dg.DagsterRunStatus.SUCCESS
         )
 
-    assert fail_orphaned_runs(home) == 1
+    interrupted = cancel_interrupted_runs(home)
+    assert [r.run_id for r in interrupted] == [started.run_id]
+    assert interrupted[0].job_name == "ingest_plays"
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         status = {r.run_id: r.status for r in instance.get_runs()}
-    assert status[started.run_id] == dg.DagsterRunStatus.FAILURE
+    assert status[started.run_id] == dg.DagsterRunStatus.CANCELED
     assert status[queued.run_id] == dg.DagsterRunStatus.NOT_STARTED  # not in progress: left
     assert status[done.run_id] == dg.DagsterRunStatus.SUCCESS

@@ -166,7 +166,7 @@ def warehouse(
         "AWS_REGION": "us-east-1",
         "DUCKDB_PATH": str(path),
         "WAREHOUSE": "duckdb",
-        "DBT_TARGET": "local",
+        "DBT_TARGET": "duckdb",
         "LANDING_PREFIX": "raw",
         "QUARANTINE_PREFIX": "quarantine",
         # One run for everything a scenario landed: each run pays a full dbt build.

@@ -117,7 +117,8 @@ def read_topic_ids(bootstrap: str, topic: str, expected: int, timeout_s: float =
     )
     ids: list[str] = []
     try:
-        c.subscribe([topic])
+        # assign(), not subscribe(): no group join (JoinGroup on Tansu can take minutes).
+        c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
         deadline = time.monotonic() + timeout_s
         while len(ids) < expected and time.monotonic() < deadline:
             for msg in c.consume(1000, 0.5):

@@ -18,6 +18,7 @@ from spotify_dagster.definitions import defs
 from spotify_dagster.defs.bronze.assets import BRONZE_PLAYS, BRONZE_QUARANTINE
 from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
 from spotify_dagster.defs.landing.sensor import run_config_for
+from spotify_dagster.environment import Environment
 from streaming.batching import encode
 from streaming.keys import object_key
 from streaming.simulator import Simulator
@@ -59,9 +60,12 @@ def test_definitions_load_with_snowflake_and_no_credentials(snowflake_db, monkey
         monkeypatch.delenv(name)
     d = defs()
     warehouse = d.resources["warehouse"]
-    assert type(warehouse).__name__ == "SnowflakeResource"
+    from dagster_snowflake import SnowflakeResource
+
+    assert isinstance(warehouse, SnowflakeResource)
+    assert type(warehouse).__name__ == "SnowflakeWarehouse"
     assert isinstance(warehouse.password, dg.EnvVar)  # resolved only when a run connects
-    assert d.resources["dbt"].target == "snowflake"
+    assert Environment.from_env().dbt_target == "snowflake"  # dbt runs on the same target
 
 
 def test_ingest_on_snowflake_loads_once_and_dbt_checks_pass(

@@ -166,8 +166,8 @@ def test_producer_cli_emits_fresh_ids_unless_an_id_seed_is_given(
 def _run_script(name: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     """Run an installed console script from this venv, as a user would."""
     script = BIN / name
-    if not script.exists():
-        pytest.skip(f"{name} is not installed in this environment (pip install -e .)")
+    # make install puts the console scripts beside the interpreter; missing means broken.
+    assert script.exists(), f"{name} is not installed: run make install (uv sync)"
     return subprocess.run(
         [str(script), *args],
         capture_output=True,

@@ -14,6 +14,9 @@ from streaming.preflight import PreflightError, check_bucket, check_kafka
 from streaming.services import free_port
 from streaming.settings import Settings
 
+# Starts services or processes: left out of `make test-fast`.
+pytestmark = pytest.mark.integration
+
 
 def test_unreachable_broker_names_the_address():
     address = f"127.0.0.1:{free_port()}"

@@ -37,27 +37,61 @@ _DUCKDB_TYPES_TO_DISPLAY = {
 _LINEAGE_COLUMNS = [
     dg.TableColumn("payload", "json", description="The event exactly as produced."),
     dg.TableColumn("source_key", "string", description="Bucket object the row came from."),
-    dg.TableColumn("kafka_topic", "string"),
-    dg.TableColumn("kafka_partition", "int"),
-    dg.TableColumn("kafka_offset", "bigint"),
+    dg.TableColumn("kafka_topic", "string", description="Kafka topic of the message."),
+    dg.TableColumn("kafka_partition", "int", description="Kafka partition of the message."),
+    dg.TableColumn(
+        "kafka_offset", "bigint", description="Offset of the message: Bronze holds each once."
+    ),
     dg.TableColumn("loaded_at", "timestamp", description="When the Bronze load committed."),
     dg.TableColumn("load_id", "string", description="Dagster run id of the load."),
 ]
+# What each event field means (typed from the payload with try_cast: a value that does
+# not cast is NULL here and rejected by Silver with a reason).
+_EVENT_DESCRIPTIONS = {
+    "event_id": "UUID of the play, set by the producer; Silver's deduplication key.",
+    "schema_version": "Version of the event schema the producer wrote.",
+    "user_id": "Listener who played the track.",
+    "session_id": "Listening session the play belongs to.",
+    "track_id": "Catalog id of the track.",
+    "track_name": "Track title as shown to the listener.",
+    "artist_id": "Catalog id of the track's artist.",
+    "artist": "Artist name.",
+    "album": "Album title.",
+    "genre": "Genre of the track.",
+    "region": "Listener's region (e.g. Europe, North America).",
+    "country": "Listener's ISO country code.",
+    "device_type": "Device the play happened on (mobile, desktop, web, ...).",
+    "event_ts": "When the play started, UTC.",
+    "duration_ms": "Length of the track in milliseconds.",
+    "ms_played": "How much of it was played, in milliseconds.",
+    "skipped": "Whether the listener skipped before the end.",
+}
 PLAYS_SCHEMA = dg.TableSchema(
-    columns=[dg.TableColumn(n, _DUCKDB_TYPES_TO_DISPLAY[t]) for n, t in COLUMNS.items()]
+    columns=[
+        dg.TableColumn(n, _DUCKDB_TYPES_TO_DISPLAY[t], description=_EVENT_DESCRIPTIONS[n])
+        for n, t in COLUMNS.items()
+    ]
     + _LINEAGE_COLUMNS
 )
 QUARANTINE_SCHEMA = dg.TableSchema(
     columns=[
-        dg.TableColumn("source_key", "string"),
-        dg.TableColumn("kafka_topic", "string"),
-        dg.TableColumn("kafka_partition", "int"),
-        dg.TableColumn("kafka_offset", "bigint"),
-        dg.TableColumn("reason", "string", description="Why the message was rejected."),
-        dg.TableColumn("detail", "string"),
+        dg.TableColumn("source_key", "string", description="Bucket object the row came from."),
+        dg.TableColumn("kafka_topic", "string", description="Kafka topic of the message."),
+        dg.TableColumn("kafka_partition", "int", description="Kafka partition of the message."),
+        dg.TableColumn(
+            "kafka_offset",
+            "bigint",
+            description="Offset of the message (an unreadable object: its first offset).",
+        ),
+        dg.TableColumn(
+            "reason",
+            "string",
+            description="Why: a validation reason, corrupt_object or offset_conflict.",
+        ),
+        dg.TableColumn("detail", "string", description="The specific problem, for a human."),
         dg.TableColumn("payload_b64", "string", description="The original bytes, base64."),
-        dg.TableColumn("quarantined_at", "timestamp"),
-        dg.TableColumn("load_id", "string"),
+        dg.TableColumn("quarantined_at", "timestamp", description="When Bronze stored it."),
+        dg.TableColumn("load_id", "string", description="Dagster run id of the load."),
     ]
 )
 

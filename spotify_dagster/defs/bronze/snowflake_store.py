@@ -251,7 +251,7 @@ def load(
         raise CorruptObjectError(f"zero-byte objects: {empty[:3]}")
     if mode == "copy" and readable:
         _put(cur, readable, workdir or readable[0].file.parent)
-    cur.execute("begin")
+    cur.execute("begin transaction")
     try:
         done = already_loaded(cur, [o.key for o in objects])
         todo = [o for o in objects if o.key not in done]

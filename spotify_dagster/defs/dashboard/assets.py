@@ -2,12 +2,14 @@
 
 import os
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 import dagster as dg
 
+from spotify_dagster.components.dbt_project import SpotifyDbtComponent
 from spotify_dagster.defs.bronze.warehouse import DuckDBWarehouse, DuckLakeWarehouse
 from spotify_dagster.defs.dashboard.model import Dashboard
 from spotify_dagster.defs.dashboard.queries import load_dashboard
@@ -18,35 +20,36 @@ PLAYS_DASHBOARD = dg.AssetKey(["gold", "plays_dashboard"])
 OWNERS = ["team:analytics"]
 # The dbt models the page reads. As deps they put the dashboard downstream of Bronze, so
 # the ingest job (Bronze and everything downstream) rebuilds it after dbt in every run.
-GOLD_INPUTS = [
-    dg.AssetKey(["gold", name])
-    for name in (
-        "fct_plays",
-        "fct_daily_listeners",
-        "rpt_top_artists",
-        "rpt_plays_by_region",
-        "rpt_device_usage",
-        "rpt_track_trends_hourly",
-    )
-]
+GOLD_MODELS = (
+    "fct_plays",
+    "fct_daily_listeners",
+    "rpt_top_artists",
+    "rpt_plays_by_region",
+    "rpt_device_usage",
+    "rpt_track_trends_hourly",
+)
 
 
 @dg.definitions
-def defs() -> dg.Definitions:
+def defs(context: dg.ComponentLoadContext) -> dg.Definitions:
     env = Environment.from_env()
     # The page reads Gold from DuckDB; on Snowflake, BI tools read Gold directly.
     if not env.on_duckdb:
         return dg.Definitions()
-    return dg.Definitions(assets=[build_dashboard_asset(env)])
+    dbt = context.load_component("transform/dbt", SpotifyDbtComponent)
+    inputs = [dbt.asset_key_for_model(name) for name in GOLD_MODELS]
+    return dg.Definitions(assets=[build_dashboard_asset(env, inputs)])
 
 
-def build_dashboard_asset(env: Environment) -> dg.AssetsDefinition:
+def build_dashboard_asset(
+    env: Environment, gold_inputs: Sequence[dg.AssetKey] | None = None
+) -> dg.AssetsDefinition:
     """The ``gold/plays_dashboard`` asset writing ``env.dashboard_path``."""
 
     @dg.asset(
         key=PLAYS_DASHBOARD,
         group_name="gold",
-        deps=GOLD_INPUTS,
+        deps=gold_inputs or [dg.AssetKey(["gold", name]) for name in GOLD_MODELS],
         kinds={"html", "duckdb"},
         owners=OWNERS,
         description="A self-contained HTML page (inline SVG charts, no scripts, opens "
@@ -100,5 +103,8 @@ def _metadata(path: Path, d: Dashboard) -> dict[str, Any]:
         "hours_played": round(h.hours_played, 2),
         "last_event": dg.MetadataValue.timestamp(last) if last else dg.MetadataValue.null(),
         "timeline_grain": d.grain,
+        "timeline_buckets": len(d.timeline),
+        "trend_window": d.window.length,
+        "trend_has_previous_window": d.window.has_previous,
         "bytes": path.stat().st_size,
     }

@@ -6,7 +6,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-Grain = Literal["minute", "hour", "day"]
+Grain = Literal["second", "minute", "hour", "day"]
+
+_UNIT: dict[Grain, tuple[str, str]] = {
+    "second": ("s", "s"),
+    "minute": ("min", "min"),
+    "hour": ("h", "h"),
+    "day": ("day", "days"),
+}
+
+
+def duration(grain: Grain, buckets: int) -> str:
+    """``buckets`` buckets of ``grain`` as a reader says it: ``10 min``, ``6 h``, ``1 day``."""
+    one, many = _UNIT[grain]
+    return f"{buckets} {one if buckets == 1 else many}"
 
 
 @dataclass(frozen=True)
@@ -42,15 +55,32 @@ class Point:
 
 
 @dataclass(frozen=True)
+class Window:
+    """The trending window: the newest ``buckets`` buckets of ``grain``, up to the last play.
+
+    ``has_previous`` says whether the data also covers the window of the same length before
+    it; without one there is nothing to compare against, and the page says so once.
+    """
+
+    grain: Grain
+    buckets: int
+    has_previous: bool
+
+    @property
+    def length(self) -> str:
+        return duration(self.grain, self.buckets)
+
+
+@dataclass(frozen=True)
 class TrendingTrack:
-    """A track's plays in the latest window, the window before it, and per hour."""
+    """A track's plays in the trending window, in the window before it, and per bucket."""
 
     track: str
     artist: str
     plays: int
     previous_plays: int
     skip_rate: float
-    hourly: tuple[int, ...]
+    series: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -63,6 +93,6 @@ class Dashboard:
     devices: list[Bar]
     grain: Grain
     timeline: list[Point]
-    trending_window_hours: int
+    window: Window
     trending: list[TrendingTrack]
     generated_at: datetime

@@ -6,6 +6,7 @@ page costs the same for 20 thousand plays as for 20 million.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,20 +17,32 @@ from spotify_dagster.defs.dashboard.model import (
     Headline,
     Point,
     TrendingTrack,
+    Window,
 )
 
 TOP_ARTISTS = 14
 TOP_TRACKS = 10
-TRENDING_WINDOW_HOURS = 24
 
-# A span this short or shorter is drawn per minute (<= 180 points), up to 4 days per hour
-# (<= 96 points), anything longer per day.
-_MINUTE_SPAN = timedelta(hours=3)
-_HOUR_SPAN = timedelta(days=4)
+# The finest grain that keeps the series readable: under 2 minutes per second (the
+# simulator stamps plays with the clock, so `make demo` spans seconds), up to 6 hours per
+# minute (<= 361 points), up to a week per hour (<= 169 points), anything longer per day.
+_SECOND_SPAN = timedelta(minutes=2)
+_MINUTE_SPAN = timedelta(hours=6)
+_HOUR_SPAN = timedelta(days=7)
 _STEP: dict[Grain, timedelta] = {
+    "second": timedelta(seconds=1),
     "minute": timedelta(minutes=1),
     "hour": timedelta(hours=1),
     "day": timedelta(days=1),
+}
+# Trending window lengths in buckets, round numbers a reader compares at a glance. The
+# largest that fits twice into the data wins, so a previous window exists to compare with;
+# none under 3 buckets, so every sparkline has several points.
+_WINDOWS: dict[Grain, tuple[int, ...]] = {
+    "second": (3, 5, 10, 15, 30),
+    "minute": (3, 5, 10, 15, 30, 60),
+    "hour": (3, 6, 12, 24, 48),
+    "day": (3, 7, 14, 28),
 }
 
 HEADLINE_SQL = """
@@ -78,56 +91,75 @@ group by bucket
 order by bucket
 """
 
-# Plays per track in the latest window and the window before it, hours counted back from
-# the newest hour in the table (not from the clock: a paused stream still has trends).
+# Plays per track in the trending window and the window of the same length before it.
+# Windows are counted back from the newest play, not the clock (a paused stream still has
+# trends), and not from a bucket start: a half-filled latest hour against a full one would
+# read as a fall. ``age`` is how many whole buckets (of ``?`` seconds) a play lies before the
+# newest: 0..W-1 in the window, W..2W-1 in the previous one. Names come from the hourly
+# trends model, one row per track.
 TRENDING_SQL = """
 with
 
-bounds as (
-    select max(event_hour) as latest from gold.rpt_track_trends_hourly
+recent as (
+    select
+        track_id,
+        cast(floor(datediff('second', event_ts_utc, ?) / ?) as integer) as age,
+        case when is_skipped then 1 else 0 end as skipped
+    from gold.fct_plays
+    where event_ts_utc >= ?
 ),
 
 windowed as (
     select
-        trends.*,
-        date_diff('hour', trends.event_hour, bounds.latest) as age_hours
-    from gold.rpt_track_trends_hourly as trends
-    cross join bounds
-    where trends.event_hour > bounds.latest - to_hours(2 * ?)
+        track_id,
+        age,
+        skipped,
+        case when age < ? then 1 else 0 end as in_window
+    from recent
+    where age < ?
 ),
 
-per_track as (
+top_tracks as (
     select
         track_id,
-        any_value(coalesce(track_name, track_id)) as track_name,
-        any_value(coalesce(artist_name, artist_id)) as artist_name,
-        coalesce(sum(play_count) filter (where age_hours < ?), 0) as plays,
-        coalesce(sum(play_count) filter (where age_hours >= ?), 0) as previous_plays,
-        coalesce(sum(skip_count) filter (where age_hours < ?), 0) as skips
+        sum(in_window) as plays,
+        sum(1 - in_window) as previous_plays,
+        sum(in_window * skipped) as skips
     from windowed
     group by track_id
-),
-
-top as (
-    select * from per_track
-    where plays > 0
+    having sum(in_window) > 0
     order by plays desc, track_id
     limit ?
+),
+
+names as (
+    select
+        track_id,
+        max(coalesce(track_name, track_id)) as track_name,
+        max(coalesce(artist_name, artist_id)) as artist_name
+    from gold.rpt_track_trends_hourly
+    where track_id in (select top_tracks.track_id from top_tracks)
+    group by track_id
 )
 
 select
-    top.track_id,
-    top.track_name,
-    top.artist_name,
-    top.plays,
-    top.previous_plays,
-    top.skips,
-    list(windowed.age_hours) filter (where windowed.age_hours < ?),
-    list(windowed.play_count) filter (where windowed.age_hours < ?)
-from top
-inner join windowed on top.track_id = windowed.track_id
-group by all
-order by top.plays desc, top.track_id
+    top_tracks.track_id,
+    coalesce(names.track_name, top_tracks.track_id) as track_name,
+    coalesce(names.artist_name, '') as artist_name,
+    top_tracks.plays,
+    top_tracks.previous_plays,
+    top_tracks.skips,
+    windowed.age,
+    count(*) as bucket_plays
+from top_tracks
+inner join windowed
+    on top_tracks.track_id = windowed.track_id and windowed.in_window = 1
+left join names
+    on top_tracks.track_id = names.track_id
+group by
+    top_tracks.track_id, names.track_name, names.artist_name, top_tracks.plays,
+    top_tracks.previous_plays, top_tracks.skips, windowed.age
+order by top_tracks.plays desc, top_tracks.track_id, windowed.age
 """
 
 
@@ -135,6 +167,7 @@ def load_dashboard(conn: Any, generated_at: datetime) -> Dashboard:
     """Query every section of the dashboard over one open DuckDB connection."""
     headline = _headline(conn)
     grain = choose_grain(headline.first_event, headline.last_event)
+    window = choose_window(grain, whole_buckets(headline.first_event, headline.last_event, grain))
     return Dashboard(
         headline=headline,
         top_artists=[
@@ -151,17 +184,48 @@ def load_dashboard(conn: Any, generated_at: datetime) -> Dashboard:
         ],
         grain=grain,
         timeline=_timeline(conn, grain),
-        trending_window_hours=TRENDING_WINDOW_HOURS,
-        trending=_trending(conn, TRENDING_WINDOW_HOURS, TOP_TRACKS),
+        window=window,
+        trending=_trending(conn, window, headline.last_event, TOP_TRACKS),
         generated_at=generated_at,
     )
 
 
 def choose_grain(first: datetime | None, last: datetime | None) -> Grain:
-    """The finest grain that keeps the time series under about 200 points."""
-    if first is None or last is None or last - first <= _MINUTE_SPAN:
+    """Seconds for a demo, minutes for an hour, hours for a day, days for weeks."""
+    if first is None or last is None:
         return "minute"
-    return "hour" if last - first <= _HOUR_SPAN else "day"
+    span = last - first
+    if span < _SECOND_SPAN:
+        return "second"
+    if span <= _MINUTE_SPAN:
+        return "minute"
+    return "hour" if span <= _HOUR_SPAN else "day"
+
+
+def bucket_start(ts: datetime, grain: Grain) -> datetime:
+    """The start of the ``grain`` bucket holding ``ts``, as SQL's ``date_trunc`` gives it."""
+    ts = ts.replace(microsecond=0)
+    if grain != "second":
+        ts = ts.replace(second=0)
+    if grain in ("hour", "day"):
+        ts = ts.replace(minute=0)
+    return ts.replace(hour=0) if grain == "day" else ts
+
+
+def whole_buckets(first: datetime | None, last: datetime | None, grain: Grain) -> int:
+    """How many whole ``grain`` steps the plays from ``first`` to ``last`` span."""
+    if first is None or last is None:
+        return 0
+    return (last - first) // _STEP[grain]
+
+
+def choose_window(grain: Grain, steps: int) -> Window:
+    """The longest round window that fits twice into ``steps``; else all the data, alone."""
+    fitting = [w for w in _WINDOWS[grain] if 2 * w <= steps]
+    if fitting:
+        return Window(grain, fitting[-1], has_previous=True)
+    # ``steps + 1`` buckets back from the newest play reach past the oldest one.
+    return Window(grain, steps + 1, has_previous=False)
 
 
 def fill_gaps(points: list[Point], grain: Grain) -> list[Point]:
@@ -200,28 +264,25 @@ def _timeline(conn: Any, grain: Grain) -> list[Point]:
     return fill_gaps([Point(ts, int(p), int(u)) for ts, p, u in rows], grain)
 
 
-def _trending(conn: Any, window_hours: int, limit: int) -> list[TrendingTrack]:
-    w = window_hours
-    rows = conn.execute(TRENDING_SQL, [w, w, w, w, limit, w, w]).fetchall()
-    # Hours before the oldest play of the window are cut, so a young stream's sparklines
-    # are not 23 hours of zeros.
-    oldest = max((int(a) for row in rows for a in (row[6] or [])), default=0)
-    out = []
-    for _id, track, artist, plays, previous, skips, ages, counts in rows:
-        hourly = [0] * window_hours
-        for age, count in zip(ages or [], counts or [], strict=True):
-            hourly[window_hours - 1 - int(age)] += int(count)
-        out.append(
-            TrendingTrack(
-                track=track,
-                artist=artist,
-                plays=int(plays),
-                previous_plays=int(previous),
-                skip_rate=int(skips) / int(plays),
-                hourly=tuple(hourly[window_hours - 1 - oldest :]),
+def _trending(conn: Any, window: Window, last: datetime | None, limit: int) -> list[TrendingTrack]:
+    if last is None:
+        return []
+    step = _STEP[window.grain]
+    # Without a previous window only ages below W are read, and every previous count is 0.
+    reach = 2 * window.buckets if window.has_previous else window.buckets
+    w = window.buckets
+    params = [last, int(step.total_seconds()), last - reach * step - step, w, reach, limit]
+    rows = conn.execute(TRENDING_SQL, params).fetchall()
+    tracks: dict[str, TrendingTrack] = {}
+    series: dict[str, list[int]] = {}
+    for track_id, track, artist, plays, prev, skips, age, count in rows:
+        if track_id not in tracks:
+            tracks[track_id] = TrendingTrack(
+                track, artist, int(plays), int(prev), int(skips) / int(plays), ()
             )
-        )
-    return out
+            series[track_id] = [0] * w
+        series[track_id][w - 1 - int(age)] += int(count)  # oldest bucket first
+    return [replace(t, series=tuple(series[k])) for k, t in tracks.items()]
 
 
 def _label(code: str) -> str:

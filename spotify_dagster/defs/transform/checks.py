@@ -5,6 +5,7 @@ from typing import cast
 
 import dagster as dg
 
+from spotify_dagster.components.dbt_project import SpotifyDbtComponent
 from spotify_dagster.defs.bronze.warehouse import WarehouseResource
 from spotify_dagster.environment import Environment
 
@@ -13,13 +14,17 @@ FRESHNESS_CHECK = "newest_event_lag"
 
 
 @dg.definitions
-def defs() -> dg.Definitions:
-    return dg.Definitions(asset_checks=build_gold_checks(Environment.from_env()))
+def defs(context: dg.ComponentLoadContext) -> dg.Definitions:
+    dbt = context.load_component("transform/dbt", SpotifyDbtComponent)
+    fct_plays = dbt.asset_key_for_model("fct_plays")
+    return dg.Definitions(asset_checks=build_gold_checks(Environment.from_env(), fct_plays))
 
 
-def build_gold_checks(env: Environment) -> list[dg.AssetChecksDefinition]:
+def build_gold_checks(
+    env: Environment, fct_plays: dg.AssetKey = FCT_PLAYS
+) -> list[dg.AssetChecksDefinition]:
     @dg.asset_check(
-        asset=FCT_PLAYS,
+        asset=fct_plays,
         name=FRESHNESS_CHECK,
         description=f"Warns when the newest play in Gold is more than "
         f"{env.freshness_max_lag_s} s old (producer, consumer or sensor stalled).",

@@ -33,7 +33,9 @@ final as (
         round(cast(play_count as double) / sum(play_count) over (), 4) as share_of_plays,
         round(cast(skip_count as double) / play_count, 4) as skip_rate,
         round(avg_completion_ratio, 4) as avg_completion_ratio,
-        rank() over (order by play_count desc) as plays_rank
+        rank() over (
+            order by play_count desc
+        ) as plays_rank
     from region_stats
 
 )
