@@ -138,9 +138,9 @@ def local_stack(workdir: Path, duckdb_path: Path, sensor_interval_s: int) -> Ite
             "QUARANTINE_PREFIX": "quarantine",
             "DUCKDB_PATH": str(duckdb_path),
             "LAKE_CATALOG": endpoints.catalog,
-            # The demo's progress reads and `spotify-local audit` still open the DuckDB
-            # file: the stack stays on it until they read the lake (docs/decisions/0011).
-            "WAREHOUSE": os.environ.get("WAREHOUSE", "duckdb"),
+            "LAKE_DATA_PATH": f"s3://{bucket}/lake/",
+            # The lake by default; WAREHOUSE=duckdb runs the stack on one DuckDB file.
+            "WAREHOUSE": os.environ.get("WAREHOUSE", "local"),
             "DAGSTER_HOME": str(home),
             "SENSOR_INTERVAL_S": str(sensor_interval_s),
             "PYTHONUNBUFFERED": "1",
@@ -173,6 +173,8 @@ def write_endpoints(workdir: Path, env: Mapping[str, str]) -> None:
         "S3_BUCKET",
         "DUCKDB_PATH",
         "LAKE_CATALOG",
+        "LAKE_DATA_PATH",
+        "WAREHOUSE",
     )
     (workdir / ENDPOINTS_FILE).write_text(json.dumps({k: env[k] for k in keys if k in env}))
 

@@ -38,7 +38,24 @@ def defs(context: dg.ComponentLoadContext) -> dg.Definitions:
         return dg.Definitions()
     dbt = context.load_component("transform/dbt", SpotifyDbtComponent)
     inputs = [dbt.asset_key_for_model(name) for name in GOLD_MODELS]
-    return dg.Definitions(assets=[build_dashboard_asset(env, inputs)])
+    asset = build_dashboard_asset(env, inputs)
+    if env.warehouse != "local":
+        return dg.Definitions(assets=[asset])  # built at the end of each ingest run
+    # On the lake the page is rebuilt by runs of its own once Gold changed, reading the
+    # last committed snapshot beside the pipeline (docs/decisions/0011).
+    refresh = dg.AutomationConditionSensorDefinition(
+        "dashboard_automation",
+        target=dg.AssetSelection.assets(PLAYS_DASHBOARD),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=DASHBOARD_REFRESH_S,
+        description="Rebuilds the HTML dashboard after Gold changed, at most every "
+        f"{DASHBOARD_REFRESH_S} s.",
+    )
+    return dg.Definitions(assets=[asset], sensors=[refresh])
+
+
+# How often the dashboard's automation sensor looks at Gold (a page a minute old is fresh).
+DASHBOARD_REFRESH_S = 30
 
 
 def build_dashboard_asset(
@@ -51,6 +68,9 @@ def build_dashboard_asset(
         group_name="gold",
         deps=gold_inputs or [dg.AssetKey(["gold", name]) for name in GOLD_MODELS],
         kinds={"html", "duckdb"},
+        # Eager: once any Gold input was updated since the page was (on the lake, its own
+        # sensor evaluates this; on a DuckDB file it runs inside the ingest run instead).
+        automation_condition=dg.AutomationCondition.eager() if env.warehouse == "local" else None,
         owners=OWNERS,
         description="A self-contained HTML page (inline SVG charts, no scripts, opens "
         "offline) with headline numbers, plays and listeners over time, top artists, "
