@@ -125,3 +125,66 @@ def lake_connection(config: LakeConfig) -> Iterator[Any]:
         yield conn
     finally:
         conn.close()
+
+
+@dataclass(frozen=True)
+class UpkeepReport:
+    """Data files and snapshots before and after one upkeep pass."""
+
+    files_before: int
+    files_after: int
+    snapshots_before: int
+    snapshots_after: int
+    merged_tables: int
+    deleted_files: int
+
+
+def file_stats(conn: Any) -> tuple[int, int]:
+    """(live data files, snapshots) of the attached lake, read from its catalog."""
+    meta = f"__ducklake_metadata_{LAKE_ALIAS}"
+    files = conn.execute(
+        f"select count(*) from {meta}.ducklake_data_file where end_snapshot is null"
+    ).fetchone()
+    snapshots = conn.execute(f"select count(*) from {meta}.ducklake_snapshot").fetchone()
+    return int(files[0]), int(snapshots[0])
+
+
+def upkeep(conn: Any, retention_s: int, orphan_age_s: int = 3600) -> UpkeepReport:
+    """One upkeep pass on the lake (DuckLake's own maintenance functions):
+
+    1. merge the small files each micro-batch commit leaves into larger ones, per table;
+    2. expire snapshots older than ``retention_s`` (time travel reaches back that far);
+    3. delete the files only expired snapshots referenced;
+    4. delete files no snapshot knows (a write that died before its commit), once they are
+       older than ``orphan_age_s``, so a load still writing is never touched.
+    """
+    files_before, snapshots_before = file_stats(conn)
+    tables = conn.execute(
+        "select schema_name, table_name from duckdb_tables() where database_name = ?",
+        [LAKE_ALIAS],
+    ).fetchall()
+    for schema, table in tables:
+        conn.execute(
+            "call ducklake_merge_adjacent_files(?, ?, schema => ?)", [LAKE_ALIAS, table, schema]
+        )
+    conn.execute(
+        "call ducklake_expire_snapshots(?, older_than => now() - to_seconds(?))",
+        [LAKE_ALIAS, retention_s],
+    )
+    deleted = conn.execute(
+        "select count(*) from ducklake_cleanup_old_files(?, cleanup_all => true)", [LAKE_ALIAS]
+    ).fetchone()
+    orphans = conn.execute(
+        "select count(*) from ducklake_delete_orphaned_files("
+        "?, older_than => now() - to_seconds(?))",
+        [LAKE_ALIAS, orphan_age_s],
+    ).fetchone()
+    files_after, snapshots_after = file_stats(conn)
+    return UpkeepReport(
+        files_before=files_before,
+        files_after=files_after,
+        snapshots_before=snapshots_before,
+        snapshots_after=snapshots_after,
+        merged_tables=len(tables),
+        deleted_files=int(deleted[0]) + int(orphans[0]),
+    )
