@@ -61,11 +61,11 @@ def test_upkeep_job_merges_small_files_and_keeps_every_row(
     assert result.success
     meta = result.output_for_node("lake_upkeep_op")  # None; the figures are in the metadata
     assert meta is None
-    mat = [
+    mat = next(
         e.event_specific_data.metadata  # type: ignore[union-attr]
         for e in result.all_events
         if e.event_type_value == "STEP_OUTPUT"
-    ][0]
+    )
     assert mat["files_after"].value < files_before
     with lake_connection(lake) as conn:
         files_after, _ = file_stats(conn)
