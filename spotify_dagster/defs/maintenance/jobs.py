@@ -6,7 +6,6 @@ snapshots past the time-travel window, and deletes the files nothing references 
 (``spotify_dagster.lake.upkeep``; figures in the README, from ``make bench``).
 """
 
-
 import os
 from typing import cast
 
