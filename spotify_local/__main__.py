@@ -54,6 +54,9 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser("demo", help="push N events through, wait for Gold, print a summary")
     m.add_argument("--events", type=positive_int, default=20_000)
     m.add_argument("--seed", type=int, default=42)
+    m.add_argument(
+        "--rate", type=positive_float, default=None, help="plays/s (default: as fast as it goes)"
+    )
     m.add_argument("--timeout", type=positive_float, default=600.0, help="seconds before giving up")
     m.add_argument(
         "--workdir",
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         return audit.main(workdir, running, dev.warehouse_path(workdir))
     if args.command == "query":
         return query(args.sql, args.limit, args.workdir.resolve())
-    return demo.main(args.events, args.seed, args.timeout, args.workdir.resolve())
+    return demo.main(args.events, args.seed, args.timeout, args.workdir.resolve(), args.rate)
 
 
 def query(sql: str, limit: int, workdir: Path) -> int:

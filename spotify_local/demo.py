@@ -23,6 +23,7 @@ from streaming.landing import make_s3_client
 from streaming.producer import produce
 
 from . import audit, progress
+from .dev import single_launcher
 from .stack import daemon, local_stack, process, python
 from .warehouse import read_connection
 
@@ -44,19 +45,22 @@ GOLD_TABLES = (
 )
 
 
-def run_demo(events: int, seed: int, timeout_s: float, workdir: Path) -> dict[str, Any]:
+def run_demo(
+    events: int, seed: int, timeout_s: float, workdir: Path, rate: float | None = None
+) -> dict[str, Any]:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     warehouse = workdir / "warehouse.duckdb"
     started = time.monotonic()
-    with local_stack(workdir, warehouse, sensor_interval_s=2) as stack:
+    # single_launcher: `spotify-local query --workdir` then reads this running stack.
+    with single_launcher(workdir), local_stack(workdir, warehouse, sensor_interval_s=2) as stack:
         settings = stack.settings
         counter = progress.LandedCounter(make_s3_client(settings), settings.bucket, "raw")
         with (
             process("consumer", python("streaming.consumer"), stack),
             process("dagster-daemon", daemon(), stack),
         ):
-            stats = produce(settings, events, seed=seed)
+            stats = produce(settings, events, seed=seed, rate=rate)
             log.info(
                 "produced %d events (%.0f/s), %d failed", stats.delivered, stats.rate, stats.failed
             )
@@ -166,8 +170,8 @@ def passed(summary: dict[str, Any]) -> bool:
     )
 
 
-def main(events: int, seed: int, timeout_s: float, workdir: Path) -> int:
-    summary = run_demo(events, seed, timeout_s, workdir)
+def main(events: int, seed: int, timeout_s: float, workdir: Path, rate: float | None = None) -> int:
+    summary = run_demo(events, seed, timeout_s, workdir, rate)
     ok = passed(summary)
     for stage in (
         "produced",

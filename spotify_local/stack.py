@@ -151,8 +151,12 @@ def local_stack(workdir: Path, duckdb_path: Path, sensor_interval_s: int) -> Ite
         ensure_bucket(make_s3_client(stack.settings), bucket)
         ensure_topic(bootstrap, stack.settings.topic, PARTITIONS)
         log.info("kafka %s, s3 %s, bucket %s, state in %s", bootstrap, endpoint, bucket, workdir)
-        write_endpoints(workdir, env)  # for `spotify-local audit` while the stack runs
-        yield stack
+        write_endpoints(workdir, env)  # for `spotify-local audit`/`query` while it runs
+        try:
+            yield stack
+        finally:
+            # The services stop next: readers must not be pointed at them any more.
+            (workdir / ENDPOINTS_FILE).unlink(missing_ok=True)
 
 
 def rotate_logs(logs: Path) -> None:
