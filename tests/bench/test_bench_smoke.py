@@ -24,6 +24,8 @@ STAGES = {
     "batch through Bronze+Silver+Gold",
     "freshness (make dev defaults)",
     "CPU per 1M events (stage sum)",
+    "Bronze load (DuckLake)",
+    "lake files after an hour of make dev loads",
 }
 
 
