@@ -248,6 +248,19 @@ def test_in_stack_endpoints_are_fixed_not_taken_from_the_host_env(services):
         assert services[name]["environment"]["S3_ENDPOINT_URL"] == "http://minio:9000"
 
 
+def test_lake_catalog_is_the_stacks_postgres_and_its_data_the_bucket(services):
+    """WAREHOUSE=local in compose: the DuckLake catalog in the `lake` database that
+    postgres-init.sql creates, the Parquet files in MinIO's bucket (docs/decisions/0011)."""
+    env = services["code-location"]["environment"]
+    assert env["WAREHOUSE"].startswith("${WAREHOUSE:-local}")
+    dsn = dict(re.findall(r"(\w+)=(\$\{[^}]*\}|\S+)", env["LAKE_CATALOG"]))
+    assert dsn["host"] == "postgres" and dsn["dbname"] == "lake"
+    assert dsn["password"].startswith("${POSTGRES_PASSWORD:?")  # from .env, never literal
+    assert env["LAKE_DATA_PATH"] == "s3://${S3_BUCKET:-spotify-landing}/lake/"
+    init = (ROOT / "deploy" / "postgres-init.sql").read_text()
+    assert "CREATE DATABASE lake;" in init
+
+
 # --- network, health and start order ------------------------------------------------------
 
 
