@@ -90,7 +90,7 @@ def dbt_build(db: Path, work: Path, full_refresh: bool = False) -> dict[str, flo
         "--profiles-dir",
         str(DBT_PROJECT_DIR),
         "--target",
-        "local",
+        "duckdb",
         "--target-path",
         str(work / "target"),
         "--log-path",
