@@ -90,7 +90,7 @@ def dbt_build(db: Path, work: Path, full_refresh: bool = False) -> dict[str, flo
         "--profiles-dir",
         str(DBT_PROJECT_DIR),
         "--target",
-        "local",
+        "duckdb",
         "--target-path",
         str(work / "target"),
         "--log-path",
@@ -104,7 +104,7 @@ def dbt_build(db: Path, work: Path, full_refresh: bool = False) -> dict[str, flo
     ]
     if full_refresh:
         cmd.append("--full-refresh")
-    env = {**os.environ, "DUCKDB_PATH": str(db), "DBT_TARGET": "local"}
+    env = {**os.environ, "DUCKDB_PATH": str(db), "DBT_TARGET": "duckdb"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"dbt build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}")

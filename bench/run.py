@@ -12,6 +12,7 @@ import logging
 import os
 import platform
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,9 +20,10 @@ from typing import Any
 
 import duckdb
 
-from streaming.services import kafka_broker, s3_server
+from spotify_local.readers import readers_during_demo
+from streaming.services import kafka_broker, postgres_server, s3_server
 
-from . import bronze, consume, dbt_batch, freshness, produce, sensor
+from . import bronze, consume, dbt_batch, freshness, lake, produce, sensor
 from .common import Row
 from .report import write_reports
 
@@ -41,6 +43,9 @@ SMOKE = {
     "fresh_seconds": 8.0,
     "fresh_warmup": 0.0,
     "burst_events": 0,
+    "lake_rows": 20_000,
+    "lake_loads": 20,
+    "reader_events": 0,
 }
 
 
@@ -59,8 +64,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fresh-seconds", type=float, default=120.0, help="producing time")
     p.add_argument("--fresh-warmup", type=float, default=30.0, help="seconds not counted")
     p.add_argument("--burst-events", type=int, default=100_000, help="0: no burst run")
+    p.add_argument("--lake-rows", type=int, default=1_000_000, help="rows (Bronze on DuckLake)")
     p.add_argument(
-        "--stages", default="all", help="comma list: produce,consume,bronze,dbt,sensor,e2e"
+        "--lake-loads", type=int, default=720, help="make dev ticks (lake files; 720 = 1 hour)"
+    )
+    p.add_argument(
+        "--reader-events", type=int, default=200_000, help="demo events with a reader; 0: none"
+    )
+    p.add_argument(
+        "--stages",
+        default="all",
+        help="comma list: produce,consume,bronze,dbt,sensor,e2e,lake,readers",
     )
     p.add_argument(
         "--no-flames", action="store_true", help="skip the py-spy profiled runs (flame summaries)"
@@ -127,6 +141,21 @@ def main(argv: list[str] | None = None) -> int:
         row, cpu["bronze"] = bronze.run(args.bronze_rows, args.baseline_events, args.runs)
         rows.append(row)
         rows.append(_cpu_target_row("Bronze load", cpu["bronze"], CPU_TARGET_BRONZE))
+    if on("lake"):
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-pg-") as pg,
+            s3_server() as endpoint,
+            postgres_server(Path(pg) / "data") as dsn,
+        ):
+            log.info("stage Bronze load on DuckLake (%d rows)", args.lake_rows)
+            rows.append(lake.bronze_rate(endpoint, dsn, args.lake_rows, args.runs))
+            log.info("stage lake files over %d make dev loads", args.lake_loads)
+            rows.append(lake.small_files(endpoint, dsn, args.lake_loads))
+    if on("readers") and args.reader_events:
+        log.info("stage reader beside a demo of %d events", args.reader_events)
+        with tempfile.TemporaryDirectory(prefix="bench-readers-") as tmp:
+            report = readers_during_demo(args.reader_events, Path(tmp) / "demo")
+        rows.append(lake.readers_row(report, args.reader_events))
     if on("dbt"):
         log.info("stage dbt batch on %d history", args.history)
         row, cpu["dbt"] = dbt_batch.run(args.history, args.batch, args.runs, args.baseline_runs)

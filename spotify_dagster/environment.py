@@ -16,8 +16,10 @@ from streaming.settings import Settings
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_spotify"
 
-WarehouseKind = Literal["local", "snowflake"]
-WAREHOUSES: tuple[WarehouseKind, ...] = ("local", "snowflake")
+# local: the DuckLake lakehouse (docs/decisions/0011); duckdb: the single DuckDB file it
+# replaced, kept for comparison (bench) and the tests that pin that store; snowflake: prod.
+WarehouseKind = Literal["local", "duckdb", "snowflake"]
+WAREHOUSES: tuple[WarehouseKind, ...] = ("local", "duckdb", "snowflake")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class Environment:
 
     warehouse: WarehouseKind
     duckdb_path: Path
+    # The DuckLake catalog (libpq DSN; the local stack sets it) and the lake's data prefix.
+    lake_catalog: str | None
+    lake_data_path: str
     s3_endpoint_url: str | None
     s3_bucket: str
     aws_region: str
@@ -54,6 +59,8 @@ class Environment:
         return cls(
             warehouse=warehouse,
             duckdb_path=duckdb_path.expanduser().resolve(),
+            lake_catalog=os.getenv("LAKE_CATALOG") or None,
+            lake_data_path=os.getenv("LAKE_DATA_PATH") or f"s3://{stream.bucket}/lake/",
             s3_endpoint_url=stream.s3_endpoint_url,
             s3_bucket=stream.bucket,
             aws_region=stream.aws_region,
@@ -78,6 +85,11 @@ class Environment:
             .expanduser()
             .resolve(),
         )
+
+    @property
+    def on_duckdb(self) -> bool:
+        """DuckDB's SQL: the lake or the DuckDB file (the audit and dashboard queries)."""
+        return self.warehouse in ("local", "duckdb")
 
     @property
     def dbt_target(self) -> str:

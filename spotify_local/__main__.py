@@ -1,4 +1,4 @@
-"""Command line of the local stack: ``python -m devstack {dev,demo,reset}``."""
+"""Command line of the local stack: ``spotify-local {dev,demo,reset,audit,query}``."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import logging
 import sys
 from pathlib import Path
 
+import duckdb
+
 from spotify_dagster.environment import REPO_ROOT
 
 from . import audit, demo, dev
+from . import warehouse as local_warehouse
 
 
 def positive_int(text: str) -> int:
@@ -51,6 +54,9 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser("demo", help="push N events through, wait for Gold, print a summary")
     m.add_argument("--events", type=positive_int, default=20_000)
     m.add_argument("--seed", type=int, default=42)
+    m.add_argument(
+        "--rate", type=positive_float, default=None, help="plays/s (default: as fast as it goes)"
+    )
     m.add_argument("--timeout", type=positive_float, default=600.0, help="seconds before giving up")
     m.add_argument(
         "--workdir",
@@ -66,6 +72,14 @@ def parser() -> argparse.ArgumentParser:
         "(running or stopped stack); JSON on the last line",
     )
     a.add_argument("--workdir", type=Path, default=dev.DEV_DIR)
+    q = sub.add_parser(
+        "query",
+        help="run one SQL statement on the warehouse and print the rows (while make dev runs "
+        "or after it stopped; on the lake it never waits for or blocks a run)",
+    )
+    q.add_argument("sql", help='for example "select count(*) from gold.fct_plays"')
+    q.add_argument("--limit", type=positive_int, default=50, help="rows printed at most")
+    q.add_argument("--workdir", type=Path, default=dev.DEV_DIR)
     return p
 
 
@@ -83,7 +97,25 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir.resolve()
         running = dev.running_launcher(workdir) is not None
         return audit.main(workdir, running, dev.warehouse_path(workdir))
-    return demo.main(args.events, args.seed, args.timeout, args.workdir.resolve())
+    if args.command == "query":
+        return query(args.sql, args.limit, args.workdir.resolve())
+    return demo.main(args.events, args.seed, args.timeout, args.workdir.resolve(), args.rate)
+
+
+def query(sql: str, limit: int, workdir: Path) -> int:
+    warehouse = dev.warehouse_path(workdir)
+    if not audit.has_run(workdir, warehouse):
+        logging.error("no warehouse in %s: has make dev run here?", workdir)
+        return 2
+    running = dev.running_launcher(workdir) is not None
+    with audit.stack_endpoints(workdir, running, warehouse) as endpoints:
+        try:
+            columns, rows = local_warehouse.query(endpoints, sql)
+        except duckdb.Error as exc:  # the user's SQL: say why in one line, exit 1
+            logging.error("query failed: %s", str(exc).splitlines()[0])
+            return 1
+    sys.stdout.write(local_warehouse.format_table(columns, rows, limit) + "\n")
+    return 0
 
 
 if __name__ == "__main__":

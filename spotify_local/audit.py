@@ -14,22 +14,17 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
-
-import duckdb
 
 from spotify_dagster.defs.bronze.audit import AuditReport, kafka_positions, run_audit
 from streaming.landing import make_s3_client
 from streaming.settings import Settings
 
 from .stack import ENDPOINTS_FILE, LOCAL_AWS, services
+from .warehouse import read_connection
 
 log = logging.getLogger(__name__)
-
-LOCK_WAIT_S = 60.0
 
 
 @contextlib.contextmanager
@@ -39,25 +34,17 @@ def stack_endpoints(workdir: Path, running: bool, warehouse: Path) -> Iterator[d
         yield json.loads((workdir / ENDPOINTS_FILE).read_text())
         return
     bucket = Settings.from_env().bucket
-    with services(workdir, bucket) as (bootstrap, endpoint):
+    with services(workdir, bucket) as endpoints:
+        bootstrap, endpoint = endpoints.bootstrap, endpoints.s3
         yield {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "S3_ENDPOINT_URL": endpoint,
             "S3_BUCKET": bucket,
             "DUCKDB_PATH": str(warehouse),
+            "LAKE_CATALOG": endpoints.catalog,
+            "LAKE_DATA_PATH": f"s3://{bucket}/lake/",
+            "WAREHOUSE": os.environ.get("WAREHOUSE", "local"),
         }
-
-
-def connect_when_free(path: Path, wait_s: float = LOCK_WAIT_S) -> Any:
-    """A read-only connection, retried while a run holds DuckDB's one-writer lock."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=True)
-        except duckdb.IOException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 def audit_stack(endpoints: Mapping[str, str]) -> AuditReport:
@@ -68,8 +55,7 @@ def audit_stack(endpoints: Mapping[str, str]) -> AuditReport:
             stack.enter_context(_env_var(key, value))
         client = make_s3_client(settings)
         kafka = kafka_positions(settings.bootstrap_servers, settings.group_id, settings.topic)
-        conn = connect_when_free(Path(endpoints["DUCKDB_PATH"]))
-        try:
+        with read_connection(endpoints) as conn:
             return run_audit(
                 conn,
                 client,
@@ -78,8 +64,13 @@ def audit_stack(endpoints: Mapping[str, str]) -> AuditReport:
                 kafka,
                 settings.batch_max_events,
             )
-        finally:
-            conn.close()
+
+
+def has_run(workdir: Path, warehouse: Path) -> bool:
+    """Whether a stack ever ran on this state: its lake catalog or its DuckDB file exists."""
+    if os.environ.get("WAREHOUSE", "local") == "local":
+        return (workdir / "postgres" / "PG_VERSION").exists()
+    return warehouse.exists()
 
 
 @contextlib.contextmanager
@@ -96,8 +87,8 @@ def _env_var(key: str, value: str) -> Iterator[None]:
 
 
 def main(workdir: Path, running: bool, warehouse: Path) -> int:
-    if not warehouse.exists():
-        log.error("no warehouse at %s: has make dev run here?", warehouse)
+    if not has_run(workdir, warehouse):
+        log.error("no warehouse in %s: has make dev run here?", workdir)
         return 2
     with stack_endpoints(workdir, running, warehouse) as endpoints:
         report = audit_stack(endpoints)

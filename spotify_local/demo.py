@@ -12,6 +12,7 @@ import logging
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ from streaming.landing import make_s3_client
 from streaming.producer import produce
 
 from . import audit, progress
+from .dev import single_launcher
 from .stack import daemon, local_stack, process, python
+from .warehouse import read_connection
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +45,22 @@ GOLD_TABLES = (
 )
 
 
-def run_demo(events: int, seed: int, timeout_s: float, workdir: Path) -> dict[str, Any]:
+def run_demo(
+    events: int, seed: int, timeout_s: float, workdir: Path, rate: float | None = None
+) -> dict[str, Any]:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     warehouse = workdir / "warehouse.duckdb"
     started = time.monotonic()
-    with local_stack(workdir, warehouse, sensor_interval_s=2) as stack:
+    # single_launcher: `spotify-local query --workdir` then reads this running stack.
+    with single_launcher(workdir), local_stack(workdir, warehouse, sensor_interval_s=2) as stack:
         settings = stack.settings
         counter = progress.LandedCounter(make_s3_client(settings), settings.bucket, "raw")
         with (
             process("consumer", python("streaming.consumer"), stack),
             process("dagster-daemon", daemon(), stack),
         ):
-            stats = produce(settings, events, seed=seed)
+            stats = produce(settings, events, seed=seed, rate=rate)
             log.info(
                 "produced %d events (%.0f/s), %d failed", stats.delivered, stats.rate, stats.failed
             )
@@ -62,18 +68,20 @@ def run_demo(events: int, seed: int, timeout_s: float, workdir: Path) -> dict[st
             instance = dg.DagsterInstance.from_config(stack.env["DAGSTER_HOME"])
             _wait_loaded(instance, landed, started + timeout_s)
             runs = progress.run_statuses(instance)
-        # The consumer has committed and Dagster let go of the warehouse: audit it all.
+        # The consumer has committed and no run is in flight: audit it all, and count every
+        # stage (the lake's catalog is one of the stack's services).
         report = audit.audit_stack(stack.env)
+        counts = warehouse_counts(stack.env)
     summary: dict[str, Any] = {
         "produced": stats.delivered,
         "produce_failed": stats.failed,
         "landed": landed,
     }
-    summary.update(warehouse_counts(warehouse))
+    summary.update(counts)
     summary["ingest_runs"] = runs
     summary["audit"] = {k: v for k, v in report.as_json().items() if k != "by_partition"}
     summary["seconds"] = round(time.monotonic() - started, 1)
-    summary["warehouse"] = str(warehouse)
+    summary["warehouse"] = warehouse_location(stack.env)
     return summary
 
 
@@ -110,11 +118,12 @@ def _wait_loaded(instance: dg.DagsterInstance, landed: int, deadline: float) -> 
     log.error("timed out waiting for the ingest runs; see the logs under .local/demo/logs")
 
 
-def warehouse_counts(path: Path) -> dict[str, Any]:
-    """Counts at every stage and the Gold consistency checks, read after Dagster stopped."""
-    if not path.exists():
+def warehouse_counts(endpoints: Mapping[str, str]) -> dict[str, Any]:
+    """Counts at every stage and the Gold consistency checks."""
+    on_file = endpoints.get("WAREHOUSE", "local") != "local"
+    if on_file and not Path(endpoints["DUCKDB_PATH"]).exists():
         return {"bronze_rows": 0, "silver_rows": 0, "fct_plays_rows": 0, "quarantined": 0}
-    with duckdb.connect(str(path), read_only=True) as conn:
+    with read_connection(endpoints) as conn:
 
         def count(table: str) -> int:
             try:
@@ -138,6 +147,12 @@ def warehouse_counts(path: Path) -> dict[str, Any]:
         }
 
 
+def warehouse_location(env: Mapping[str, str]) -> str:
+    if env.get("WAREHOUSE", "local") == "local":
+        return f"ducklake:postgres:{env['LAKE_CATALOG']} (data {env['LAKE_DATA_PATH']})"
+    return env["DUCKDB_PATH"]
+
+
 def passed(summary: dict[str, Any]) -> bool:
     stages = (
         "produced",
@@ -155,8 +170,8 @@ def passed(summary: dict[str, Any]) -> bool:
     )
 
 
-def main(events: int, seed: int, timeout_s: float, workdir: Path) -> int:
-    summary = run_demo(events, seed, timeout_s, workdir)
+def main(events: int, seed: int, timeout_s: float, workdir: Path, rate: float | None = None) -> int:
+    summary = run_demo(events, seed, timeout_s, workdir, rate)
     ok = passed(summary)
     for stage in (
         "produced",

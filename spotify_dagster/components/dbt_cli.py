@@ -24,4 +24,14 @@ def dbt_environment(env: Environment) -> dict[str, str]:
     path = os.environ.get("PATH", "")
     if bin_dir not in path.split(os.pathsep):
         path = os.pathsep.join([bin_dir, path]) if path else bin_dir
-    return {"DBT_TARGET": env.dbt_target, "DUCKDB_PATH": str(env.duckdb_path), "PATH": path}
+    lake = {"LAKE_CATALOG": env.lake_catalog or "", "LAKE_DATA_PATH": env.lake_data_path}
+    if env.s3_endpoint_url:  # a local S3 server: host:port, path style, http or https
+        scheme, _, host = env.s3_endpoint_url.partition("://")
+        lake["LAKE_S3_ENDPOINT"] = host.rstrip("/")
+        lake["LAKE_S3_USE_SSL"] = str(scheme == "https").lower()
+    return {
+        "DBT_TARGET": env.dbt_target,
+        "DUCKDB_PATH": str(env.duckdb_path),
+        "PATH": path,
+        **lake,
+    }

@@ -20,6 +20,7 @@ from dagster_dbt import DbtCliResource, DbtProject, DbtProjectComponent
 
 from spotify_dagster.components.dbt_cli import dbt_environment, dbt_executable
 from spotify_dagster.environment import Environment
+from spotify_dagster.lake import install_extensions
 
 OWNERS = ["team:analytics"]
 
@@ -62,6 +63,8 @@ class SpotifyDbtComponent(DbtProjectComponent):
     def execute(self, context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
         env = Environment.from_env()
         os.environ.update(dbt_environment(env))  # the dbt subprocess reads its profile here
+        if env.warehouse == "local":
+            install_extensions()  # the profile loads them by name: install from the wheels
         cli = DbtCliResource(
             project_dir=dbt.project_dir,
             profiles_dir=dbt.profiles_dir,

@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from spotify_dagster.defs.bronze.warehouse import DuckDBWarehouse
+from spotify_dagster.defs.bronze.warehouse import DuckDBWarehouse, DuckLakeWarehouse
 from spotify_dagster.environment import Environment
 
 
@@ -27,10 +27,19 @@ def build_resources(env: Environment) -> dict[str, Any]:
 
 
 def warehouse_resource(env: Environment) -> dg.ConfigurableResource:
-    """The warehouse of this environment: DuckDB locally, Snowflake in production."""
+    """The warehouse of this environment: DuckLake locally, Snowflake in production."""
     if env.warehouse == "snowflake":
         return snowflake_resource()
-    env.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    if env.warehouse == "local":
+        # An empty catalog lets definitions load anywhere (dg check defs); connecting then
+        # says LAKE_CATALOG is missing.
+        return DuckLakeWarehouse(
+            catalog=env.lake_catalog or "",
+            data_path=env.lake_data_path,
+            s3_endpoint_url=env.s3_endpoint_url,
+            s3_region=env.aws_region,
+        )
+    env.duckdb_path.parent.mkdir(parents=True, exist_ok=True)  # WAREHOUSE=duckdb
     return DuckDBWarehouse(database=str(env.duckdb_path))
 
 

@@ -28,6 +28,8 @@ STAGES = {
     "CPU per 1M events: consume+land",
     "CPU per 1M events: Bronze load",
     "consume+land scaling (2 vs 1 process)",
+    "Bronze load (DuckLake)",
+    "lake files after an hour of make dev loads",
 }
 
 

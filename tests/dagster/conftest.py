@@ -63,10 +63,10 @@ def landing(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         "AWS_SECRET_ACCESS_KEY": "test-secret",
         "AWS_REGION": "us-east-1",
         "DUCKDB_PATH": str(warehouse),
-        "WAREHOUSE": "local",
+        "WAREHOUSE": "duckdb",
         "LANDING_PREFIX": "raw",
         "QUARANTINE_PREFIX": "quarantine",
-        "DBT_TARGET": "local",
+        "DBT_TARGET": "duckdb",
     }.items():
         monkeypatch.setenv(name, value)
     client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")

@@ -167,17 +167,31 @@ def test_reconciliation_fails_and_blocks_dbt_when_rows_go_missing(landing, insta
     assert ("gold", "fct_plays") not in mats
 
 
-def test_sensor_waits_while_an_ingest_run_is_queued_then_batches_everything(landing, instance):
+def test_sensor_waits_while_two_ingest_runs_are_in_flight_then_batches_everything(
+    landing, instance
+):
+    """One run building dbt and one behind it: new objects wait and join one later run
+    instead of queueing a run (and a dbt build) per tick."""
     sensor = defs().resolve_sensor_def(SENSOR_NAME)
     s3 = S3Resource(endpoint_url=landing.client.meta.endpoint_url, region_name="us-east-1")
     keys = [landing.land(0, o, 5)[0] for o in (0, 5)]
+    started = create_run_for_test(
+        instance, job_name=INGEST_JOB_NAME, status=dg.DagsterRunStatus.STARTED
+    )
+    held_by_one = sensor(dg.build_sensor_context(instance=instance, resources={"s3": s3}))
+    assert held_by_one.run_requests, "one run in flight does not hold new objects back"
+    instance.report_run_canceled(started)
+    started = create_run_for_test(
+        instance, job_name=INGEST_JOB_NAME, status=dg.DagsterRunStatus.STARTED
+    )
     queued = create_run_for_test(
         instance, job_name=INGEST_JOB_NAME, status=dg.DagsterRunStatus.NOT_STARTED
     )
 
     held = sensor(dg.build_sensor_context(instance=instance, resources={"s3": s3}))
-    assert held.run_requests == [] and "queued" in held.skip_reason.skip_message
+    assert held.run_requests == [] and "in flight" in held.skip_reason.skip_message
 
+    instance.report_run_canceled(started)
     instance.report_run_canceled(queued)
     keys.append(landing.land(0, 10, 5)[0])
     ctx = dg.build_sensor_context(instance=instance, cursor=held.cursor, resources={"s3": s3})

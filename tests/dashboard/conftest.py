@@ -27,6 +27,7 @@ def gold_warehouse(tmp_path: Path) -> Path:
 @pytest.fixture
 def environment(gold_warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> Environment:
     monkeypatch.setenv("DUCKDB_PATH", str(gold_warehouse))
+    monkeypatch.setenv("WAREHOUSE", "duckdb")  # these tests build Gold in a DuckDB file
     monkeypatch.delenv("DASHBOARD_PATH", raising=False)
     return Environment.from_env()
 
@@ -38,6 +39,7 @@ def dashboard_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     warehouse = build_gold_warehouse(root / "warehouse.duckdb")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DUCKDB_PATH", str(warehouse))
+        mp.setenv("WAREHOUSE", "duckdb")
         mp.setenv("DASHBOARD_PATH", str(root / "site" / "index.html"))
         env = Environment.from_env()
     assert materialize_dashboard(env).success
@@ -68,3 +70,9 @@ def sample() -> Dashboard:
         trending=[TrendingTrack("Don't <Stop>", TRICKY_ARTIST, 90, 60, 0.2, (10, 30, 50))],
         generated_at=datetime(2026, 11, 24, 13, 5, tzinfo=UTC),
     )
+
+
+@pytest.fixture(autouse=True)
+def _duckdb_file_warehouse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gold is built in a DuckDB file here (WAREHOUSE=duckdb), not in the lake."""
+    monkeypatch.setenv("WAREHOUSE", "duckdb")

@@ -109,7 +109,7 @@ def dbt(args: list[str], tmp_path: Path, warehouse: Path) -> subprocess.Complete
     target = tmp_path / "dbt-target"
     cmd = [DBT, *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir"]
     cmd += [str(DBT_PROJECT_DIR), "--target-path", str(target), "--log-path", str(target / "logs")]
-    env = {**os.environ, "DUCKDB_PATH": str(warehouse), "DBT_TARGET": "local"}
+    env = {**os.environ, "DUCKDB_PATH": str(warehouse), "DBT_TARGET": "duckdb"}
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
 
 

@@ -248,6 +248,19 @@ def test_in_stack_endpoints_are_fixed_not_taken_from_the_host_env(services):
         assert services[name]["environment"]["S3_ENDPOINT_URL"] == "http://minio:9000"
 
 
+def test_lake_catalog_is_the_stacks_postgres_and_its_data_the_bucket(services):
+    """WAREHOUSE=local in compose: the DuckLake catalog in the `lake` database that
+    postgres-init.sql creates, the Parquet files in MinIO's bucket (docs/decisions/0011)."""
+    env = services["code-location"]["environment"]
+    assert env["WAREHOUSE"].startswith("${WAREHOUSE:-local}")
+    dsn = dict(re.findall(r"(\w+)=(\$\{[^}]*\}|\S+)", env["LAKE_CATALOG"]))
+    assert dsn["host"] == "postgres" and dsn["dbname"] == "lake"
+    assert dsn["password"].startswith("${POSTGRES_PASSWORD:?")  # from .env, never literal
+    assert env["LAKE_DATA_PATH"] == "s3://${S3_BUCKET:-spotify-landing}/lake/"
+    init = (ROOT / "deploy" / "postgres-init.sql").read_text()
+    assert "CREATE DATABASE lake;" in init
+
+
 # --- network, health and start order ------------------------------------------------------
 
 
@@ -433,7 +446,8 @@ def test_compose_instance_config_is_a_valid_dagster_instance(tmp_path):
     config, custom_class = dagster_instance_config(str(tmp_path))
     assert custom_class is None
     assert "run_launcher" not in config  # DefaultRunLauncher: runs in the code location
-    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert "run_coordinator" not in config  # the default QueuedRunCoordinator, set by concurrency
+    assert config["concurrency"]["runs"]["max_concurrent_runs"] >= 2
 
 
 def test_compose_instance_stores_in_postgres_from_the_environment():
@@ -448,12 +462,17 @@ def test_compose_instance_stores_in_postgres_from_the_environment():
         assert isinstance(db[key], dict) and "env" in db[key], f"{key} must come from env"
 
 
-def test_compose_instance_queues_warehouse_runs_one_at_a_time():
+def test_compose_instance_queues_duckdb_file_runs_and_pools_dbt():
+    """Runs on a DuckDB file queue one at a time; on the lake they run side by side and
+    only the dbt step waits for the one slot of its pool."""
     from spotify_dagster.defs.bronze.jobs import WAREHOUSE_TAG
 
     config = yaml.safe_load(INSTANCE.read_text())
-    limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
-    assert {"key": WAREHOUSE_TAG, "limit": 1} in limits
+    limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert limits == [{"key": WAREHOUSE_TAG, "value": "duckdb", "limit": 1}]
+    assert config["concurrency"]["pools"] == {"granularity": "op", "default_limit": 1}
+    dbt_defs = ROOT / "spotify_dagster" / "defs" / "transform" / "dbt" / "defs.yaml"
+    assert yaml.safe_load(dbt_defs.read_text())["attributes"]["op"]["pool"] == "dbt_spotify"
     # An orphaned run must not hold that one slot forever.
     assert config["run_monitoring"]["enabled"] is True
     assert config["run_monitoring"]["max_runtime_seconds"] > 0

@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import duckdb
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from spotify_dagster.lake import extension_file
 from spotify_local.stack import LOCAL_AWS, TANSU_BUCKET, services
 
 # Starts services or processes: left out of `make test-fast`.
@@ -65,7 +67,13 @@ def _read(bootstrap: str, limit: int | None, idle_s: float = 6.0) -> set[bytes]:
 
 
 def test_offsets_topics_and_objects_survive_a_restart(tmp_path: Path) -> None:
-    with services(tmp_path, BUCKET) as (bootstrap, endpoint):
+    with services(tmp_path, BUCKET) as up:
+        bootstrap, endpoint = up.bootstrap, up.s3
+        with duckdb.connect() as pg:  # the lake catalog's database keeps its tables too
+            pg.execute(f"install '{extension_file('postgres')}'")
+            pg.execute("load postgres")
+            pg.execute(f"attach '{up.catalog}' as pg (type postgres)")
+            pg.execute("create table pg.public.kept as select 42 as answer")
         admin = AdminClient({"bootstrap.servers": bootstrap})
         for future in admin.create_topics([NewTopic(TOPIC, 2, 1)]).values():
             future.result()
@@ -78,8 +86,13 @@ def test_offsets_topics_and_objects_survive_a_restart(tmp_path: Path) -> None:
         before = (bootstrap, endpoint)
 
     # Same directory, new ports: nothing in the state may depend on the old ones.
-    with services(tmp_path, BUCKET) as (bootstrap, endpoint):
+    with services(tmp_path, BUCKET) as up:
+        bootstrap, endpoint = up.bootstrap, up.s3
         assert (bootstrap, endpoint) != before
+        with duckdb.connect() as pg:
+            pg.execute("load postgres")
+            pg.execute(f"attach '{up.catalog}' as pg (type postgres)")
+            assert pg.execute("select answer from pg.public.kept").fetchone() == (42,)
         rest = _read(bootstrap, None)
         s3 = _s3(endpoint)
         body = s3.get_object(Bucket=BUCKET, Key="raw/plays/partition=0/a.ndjson.gz")["Body"]
@@ -95,7 +108,8 @@ def test_seaweedfs_refuses_other_credentials(tmp_path: Path) -> None:
     import botocore.exceptions
     import pytest
 
-    with services(tmp_path, BUCKET) as (_, endpoint):
+    with services(tmp_path, BUCKET) as up:
+        endpoint = up.s3
         stranger = boto3.client(
             "s3",
             endpoint_url=endpoint,

@@ -165,8 +165,8 @@ def warehouse(
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION": "us-east-1",
         "DUCKDB_PATH": str(path),
-        "WAREHOUSE": "local",
-        "DBT_TARGET": "local",
+        "WAREHOUSE": "duckdb",
+        "DBT_TARGET": "duckdb",
         "LANDING_PREFIX": "raw",
         "QUARANTINE_PREFIX": "quarantine",
         # One run for everything a scenario landed: each run pays a full dbt build.

@@ -97,15 +97,26 @@ def test_a_load_that_fails_midway_leaves_nothing_behind(store, tmp_path: Path, m
     assert store.load(objects, "run-2").plays_rows == 80
 
 
-def test_put_stages_each_file_at_its_object_key(store, tmp_path, fakesnow_server, snowflake_db):
-    """Copy mode's PUT runs on fakesnow (its COPY with METADATA$FILENAME does not)."""
+def test_put_stages_each_file_at_its_object_key(tmp_path):
+    """Copy mode stages each file under its object key: one PUT per key directory, the
+    files linked there first. (fakesnow 0.11, the last release on DuckDB 1.5, cannot PUT to
+    a stage sub-path, so the statements are checked as sent; 0.12 ran them, on DuckDB 2.0.)"""
     objects = [play_object(tmp_path, Simulator(seed=6), p, 0, 5) for p in range(2)]
-    store.already_loaded([])  # creates schema, tables and stage
-    with fakesnow_server.connect(snowflake_db) as conn:
-        cur = conn.cursor()
-        bronze_snowflake._put(cur, objects, tmp_path)
-        listed = {row[0] for row in cur.execute(f"list @{STAGE}").fetchall()}
-    assert {f"landing_stage/{o.key}" for o in objects} <= listed
+    sent: list[str] = []
+
+    class Recorder:
+        def execute(self, sql: str, *args: object) -> None:
+            sent.append(sql)
+
+    bronze_snowflake._put(Recorder(), objects, tmp_path)
+    stage = (tmp_path / "stage").as_posix()
+    assert sent == [
+        f"put 'file://{stage}/raw/plays/partition={p}/*.ndjson.gz'"
+        f" @{STAGE}/raw/plays/partition={p}/ auto_compress = false overwrite = true"
+        for p in range(2)
+    ]
+    for o in objects:
+        assert (tmp_path / "stage" / o.key).read_bytes() == o.file.read_bytes()
 
 
 def rows(fake: FakeSnowflake, database: str, sql: str) -> list[tuple]:

@@ -1,4 +1,5 @@
-"""Incremental dbt runs give the same Gold as one full refresh, on DuckDB and on Snowflake.
+"""Incremental dbt runs give the same Gold as one full refresh: on DuckDB, on the DuckLake
+lakehouse and on Snowflake (fakesnow).
 
 Four small batches (one with producer retries of earlier events, two with events Silver
 rejects: an unsupported schema version, a value try_cast turns into NULL, an event_id reused
@@ -26,9 +27,14 @@ import pytest
 from dagster_duckdb import DuckDBResource
 from snowflake_support import FakeSnowflake, write_object
 
-from spotify_dagster.defs.bronze.warehouse import BronzeStore, DuckDBBronzeStore
+from spotify_dagster.defs.bronze.warehouse import (
+    BronzeStore,
+    DuckDBBronzeStore,
+    DuckLakeBronzeStore,
+)
 from spotify_dagster.defs.resources import snowflake_resource
 from spotify_dagster.environment import DBT_PROJECT_DIR
+from spotify_dagster.lake import LakeConfig, install_extensions, lake_connection
 from streaming.batching import raw_line
 from streaming.keys import object_key
 from streaming.schema import validate
@@ -170,7 +176,7 @@ def run_batches_then_full_refresh(
 def test_incremental_equals_full_refresh_on_duckdb(tmp_path: Path, monkeypatch):
     path = tmp_path / "warehouse.duckdb"
     monkeypatch.setenv("DUCKDB_PATH", str(path))
-    monkeypatch.setenv("DBT_TARGET", "local")
+    monkeypatch.setenv("DBT_TARGET", "duckdb")
     store = DuckDBBronzeStore(DuckDBResource(database=str(path)))
 
     def query(sql: str) -> list[tuple]:
@@ -179,6 +185,37 @@ def test_incremental_equals_full_refresh_on_duckdb(tmp_path: Path, monkeypatch):
 
     def list_gold() -> list[str]:
         sql = "select table_name from information_schema.tables where table_schema = 'gold'"
+        return sorted(r[0] for r in query(sql))
+
+    run_batches_then_full_refresh(store, query, list_gold, tmp_path)
+
+
+def test_incremental_equals_full_refresh_on_ducklake(
+    tmp_path: Path, lake: LakeConfig, monkeypatch: pytest.MonkeyPatch
+):
+    """The same dbt project on the lake (profile target ``local``): catalog in PostgreSQL,
+    Parquet in the bucket, extensions from the wheels (installed before dbt loads them)."""
+    install_extensions()
+    scheme, _, host = (lake.s3_endpoint_url or "").partition("://")
+    for name, value in {
+        "DBT_TARGET": "local",
+        "LAKE_CATALOG": lake.catalog,
+        "LAKE_DATA_PATH": lake.data_path,
+        "LAKE_S3_ENDPOINT": host,
+        "LAKE_S3_USE_SSL": str(scheme == "https").lower(),
+    }.items():
+        monkeypatch.setenv(name, value)
+    store = DuckLakeBronzeStore(lake)
+
+    def query(sql: str) -> list[tuple]:
+        with lake_connection(lake) as conn:
+            return conn.execute(sql).fetchall()
+
+    def list_gold() -> list[str]:
+        sql = (
+            "select table_name from information_schema.tables"
+            " where table_catalog = 'lake' and table_schema = 'gold'"
+        )
         return sorted(r[0] for r in query(sql))
 
     run_batches_then_full_refresh(store, query, list_gold, tmp_path)

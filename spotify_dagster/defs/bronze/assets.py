@@ -12,7 +12,7 @@ from pydantic import Field
 
 from spotify_dagster.defs.bronze.audit import AuditReport, KafkaPosition, kafka_positions
 from spotify_dagster.defs.bronze.duckdb_store import LoadResult, Reconciliation
-from spotify_dagster.defs.bronze.objects import download
+from spotify_dagster.defs.bronze.objects import describe, download
 from spotify_dagster.defs.bronze.warehouse import DuckDBBronzeStore, WarehouseResource
 from spotify_dagster.defs.landing.assets import LANDED_OBJECTS
 from spotify_dagster.defs.landing.listing import list_all_objects
@@ -110,9 +110,9 @@ def defs() -> dg.Definitions:
 
 
 def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
-    kinds = {"s3", "duckdb" if env.warehouse == "local" else "snowflake"}
+    kinds = {"s3", "duckdb" if env.on_duckdb else "snowflake"}
     # The audit's SQL is DuckDB's for now; Snowflake keeps the reconciliation check.
-    audits = env.warehouse == "local"
+    audits = env.on_duckdb
     completeness = [
         dg.AssetCheckSpec(
             COMPLETENESS_CHECK,
@@ -187,13 +187,18 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
         done = store.already_loaded(keys)
         todo = [k for k in keys if k not in done]
         context.log.info("%d objects requested, %d already loaded", len(keys), len(done))
-        with tempfile.TemporaryDirectory(prefix="bronze-") as tmp:
-            # Download before connecting: DuckDB allows one writer process, so the file
-            # lock is held only while rows are written.
-            local = download(
-                client, env.s3_bucket, todo, Path(tmp), env.landing_root, env.quarantine_root
-            )
-            result = store.load(local, context.run_id)
+        if getattr(store, "reads_bucket", False):
+            # DuckLake reads the objects in the bucket (httpfs) inside its transaction.
+            objects = describe(client, env.s3_bucket, todo, env.landing_root, env.quarantine_root)
+            result = store.load(objects, context.run_id)
+        else:
+            with tempfile.TemporaryDirectory(prefix="bronze-") as tmp:
+                # Download before connecting: DuckDB allows one writer process, so the file
+                # lock is held only while rows are written.
+                local = download(
+                    client, env.s3_bucket, todo, Path(tmp), env.landing_root, env.quarantine_root
+                )
+                result = store.load(local, context.run_id)
         # One read of the ledger and the tables gives both the totals and the check.
         reconciliation = store.reconcile()
         skipped = len(done) + result.objects_skipped

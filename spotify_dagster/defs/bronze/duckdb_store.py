@@ -14,10 +14,11 @@ completeness audit reports it instead of one copy silently winning).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,7 +60,7 @@ create table if not exists {QUARANTINE_TABLE} (
     load_id varchar not null
 );
 create table if not exists {LEDGER_TABLE} (
-    object_key varchar primary key,
+    object_key varchar {{ledger_key}},
     kind varchar not null,
     etag varchar,
     size_bytes bigint not null,
@@ -100,7 +101,7 @@ PREVIEW_COLUMNS = ("event_ts", "user_id", "track_name", "artist", "region", "dev
 
 
 def ensure_tables(conn: Any) -> None:
-    conn.execute(DDL)
+    conn.execute(DDL.format(ledger_key="primary key"))
 
 
 def already_loaded(conn: Any, keys: Sequence[str]) -> set[str]:
@@ -126,16 +127,21 @@ def load(
     objects: Sequence[LocalObject],
     load_id: str,
     corrupt: Mapping[str, str] | None = None,
+    claim: Callable[[Any, str], None] | None = None,
 ) -> LoadResult:
     """Insert the objects' rows and ledger entries in one transaction; skip loaded objects
     and offsets Bronze already holds.
 
     ``corrupt`` maps keys of objects that cannot be read to the reason: each becomes one
     quarantine row (with a sample of its bytes) and a ledger entry, so it is not retried.
+    ``claim`` runs first in the transaction: on a warehouse without a ledger key (DuckLake)
+    it makes two concurrent loads conflict, so the later commit fails and is retried.
     """
     corrupt = corrupt or {}
     conn.execute("begin transaction")
     try:
+        if claim is not None:
+            claim(conn, load_id)
         done = already_loaded(conn, [o.key for o in objects])
         todo = [o for o in objects if o.key not in done]
         _stage_files(conn, todo, corrupt)
@@ -153,7 +159,9 @@ def load(
         _insert_ledger(conn, load_id)
         conn.execute("commit")
     except BaseException:
-        conn.execute("rollback")
+        # A failed commit has already ended the transaction (DuckLake conflicts).
+        with contextlib.suppress(duckdb.Error):
+            conn.execute("rollback")
         raise
     if conflicts:
         log.error("%d offsets already in Bronze with other content: quarantined", conflicts)
@@ -307,7 +315,7 @@ def _stage_files(conn: Any, objects: Sequence[LocalObject], corrupt: Mapping[str
             "insert into _files values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
-                    str(o.path),
+                    o.location,
                     o.key,
                     "corrupt" if o.key in corrupt else o.kind,
                     o.topic,
@@ -357,7 +365,7 @@ def _stage_plays(conn: Any, objects: Sequence[LocalObject], load_id: str) -> Non
             ? as load_id
         from raw
         """,
-        [[str(o.path) for o in objects], load_id],
+        [[o.location for o in objects], load_id],
     )
 
 
@@ -381,7 +389,7 @@ def _stage_quarantine(conn: Any, objects: Sequence[LocalObject], load_id: str) -
         ) as r
         join _files as f on f.filename = r.filename
         """,
-        [load_id, [str(o.path) for o in objects]],
+        [load_id, [o.location for o in objects]],
     )
 
 

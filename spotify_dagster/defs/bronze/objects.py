@@ -6,7 +6,8 @@ import base64
 import concurrent.futures as cf
 import gzip
 import zlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +23,41 @@ CORRUPT_SAMPLE_BYTES = 4096
 
 @dataclass(frozen=True)
 class LocalObject:
+    """A landed object to load: downloaded to ``path``, or read in place from ``url``
+    (``s3://bucket/key``, DuckLake's loads read the bucket through httpfs)."""
+
     key: str
     kind: str  # "plays" or "quarantine"
     topic: str
     partition: int
     first_offset: int
     last_offset: int
-    path: Path
+    path: Path | None
     etag: str
     size: int
     # Line count the consumer wrote in the object's metadata (None if absent).
     expected_lines: int | None
+    url: str | None = None
+    # Fetches the body of an object read in place (only to diagnose a failed load).
+    fetch: Callable[[], bytes] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def location(self) -> str:
+        """What the warehouse reads: the bucket URL, else the local file."""
+        return self.url or str(self.path)
+
+    @property
+    def file(self) -> Path:
+        """The downloaded file (stores that need one: DuckDB file, Snowflake PUT)."""
+        if self.path is None:
+            raise ValueError(f"{self.key} was not downloaded")
+        return self.path
+
+    def read_bytes(self) -> bytes:
+        if self.path is not None:
+            return self.path.read_bytes()
+        assert self.fetch is not None, f"{self.key}: neither a local file nor a fetcher"
+        return self.fetch()
 
 
 def object_kind(key: str, landing_root: str, quarantine_root: str) -> str:
@@ -81,13 +106,42 @@ def download(
         return list(pool.map(fetch, enumerate(keys)))
 
 
+def describe(
+    client: Any, bucket: str, keys: list[str], landing_root: str, quarantine_root: str
+) -> list[LocalObject]:
+    """``keys`` as objects read in place (``s3://``): one HEAD each for etag, size and line
+    count; no body leaves the bucket unless a load fails and the culprit is looked for."""
+
+    def head(key: str) -> LocalObject:
+        parsed = parse_key(key)
+        response = client.head_object(Bucket=bucket, Key=key)
+        lines = response.get("Metadata", {}).get("lines")
+        return LocalObject(
+            key=key,
+            kind=object_kind(key, landing_root, quarantine_root),
+            topic=parsed.topic,
+            partition=parsed.partition,
+            first_offset=parsed.first_offset,
+            last_offset=parsed.last_offset,
+            path=None,
+            etag=response["ETag"].strip('"'),
+            size=int(response["ContentLength"]),
+            expected_lines=int(lines) if lines and lines.isdigit() else None,
+            url=f"s3://{bucket}/{key}",
+            fetch=lambda: client.get_object(Bucket=bucket, Key=key)["Body"].read(),
+        )
+
+    with cf.ThreadPoolExecutor(DOWNLOAD_THREADS) as pool:
+        return list(pool.map(head, keys))
+
+
 def corruption(obj: LocalObject) -> str | None:
     """Why an object cannot be loaded (empty, not gzip, not NDJSON, not our line shape,
     offsets outside its key's range), or None.
 
     Only called after a bulk load failed, to find the culprit without slowing every load.
     """
-    raw = obj.path.read_bytes()
+    raw = obj.read_bytes()
     if not raw:
         return "empty object (0 bytes)"
     try:
@@ -121,4 +175,4 @@ def corruption(obj: LocalObject) -> str | None:
 
 def sample_b64(obj: LocalObject) -> str:
     """The first bytes of an object, base64, to keep in its quarantine row."""
-    return base64.b64encode(obj.path.read_bytes()[:CORRUPT_SAMPLE_BYTES]).decode("ascii")
+    return base64.b64encode(obj.read_bytes()[:CORRUPT_SAMPLE_BYTES]).decode("ascii")

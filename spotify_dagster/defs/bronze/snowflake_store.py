@@ -250,8 +250,8 @@ def load(
     if empty:
         raise CorruptObjectError(f"zero-byte objects: {empty[:3]}")
     if mode == "copy" and readable:
-        _put(cur, readable, workdir or readable[0].path.parent)
-    cur.execute("begin")
+        _put(cur, readable, workdir or readable[0].file.parent)
+    cur.execute("begin transaction")
     try:
         done = already_loaded(cur, [o.key for o in objects])
         todo = [o for o in objects if o.key not in done]
@@ -515,7 +515,7 @@ def _put(cur: Any, objects: Sequence[LocalObject], workdir: Path) -> None:
             raise ValueError(f"object key escapes the staging directory: {o.key!r}")
         target.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError):
-            _link_or_copy(o.path, target)
+            _link_or_copy(o.file, target)
         dirs.add(o.key.rsplit("/", 1)[0])
     for d in sorted(dirs):
         local = _quote((root / d).as_posix()) + "/*.ndjson.gz"
@@ -574,7 +574,7 @@ def _insert_lines(cur: Any, objects: Sequence[LocalObject]) -> None:
 
 def _read_lines(obj: LocalObject) -> list[str]:
     try:
-        return gzip.decompress(obj.path.read_bytes()).decode("utf-8").splitlines()
+        return gzip.decompress(obj.read_bytes()).decode("utf-8").splitlines()
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
         raise CorruptObjectError(f"{obj.key}: {exc}") from exc
 

@@ -14,13 +14,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
 from spotify_dagster.defs.bronze import audit as audit_mod
 from spotify_dagster.defs.bronze import duckdb_store as bronze_duckdb
+from spotify_dagster.defs.bronze import ducklake_store as bronze_ducklake
 from spotify_dagster.defs.bronze.duckdb_store import LoadResult, Reconciliation
 from spotify_dagster.defs.bronze.objects import LocalObject, corruption
+from spotify_dagster.lake import LakeConfig, lake_connection
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +75,19 @@ def duckdb_connection(resource: DuckDBResource) -> Iterator[Any]:
 class DuckDBBronzeStore:
     """``BronzeStore`` on a DuckDB file."""
 
+    # Objects are downloaded first (a DuckDB file); DuckLake reads them in the bucket.
+    reads_bucket = False
+
     def __init__(self, resource: DuckDBResource) -> None:
         self._resource = resource
 
     def _connect(self) -> contextlib.AbstractContextManager[Any]:
         return duckdb_connection(self._resource)
+
+    def _load(
+        self, conn: Any, objects: Sequence[LocalObject], load_id: str, corrupt: dict[str, str]
+    ) -> LoadResult:
+        return bronze_duckdb.load(conn, objects, load_id, corrupt)
 
     def already_loaded(self, keys: Sequence[str]) -> set[str]:
         with self._connect() as conn:
@@ -86,7 +97,9 @@ class DuckDBBronzeStore:
     def load(self, objects: Sequence[LocalObject], load_id: str) -> LoadResult:
         with self._connect() as conn:
             try:
-                return bronze_duckdb.load(conn, objects, load_id)
+                return self._load(conn, objects, load_id, {})
+            except duckdb.TransactionException:
+                raise  # a lost commit (DuckLake): nothing is wrong with the objects
             except (duckdb.Error, bronze_duckdb.ObjectsOutsideKeyRange):
                 # Find the unreadable objects (rare: only then is each one checked), keep
                 # them in quarantine with the reason, and load the rest. Any other failure
@@ -95,7 +108,7 @@ class DuckDBBronzeStore:
                 if not corrupt:
                     raise
                 log.warning("quarantining %d unreadable objects: %s", len(corrupt), corrupt)
-                return bronze_duckdb.load(conn, objects, load_id, corrupt)
+                return self._load(conn, objects, load_id, corrupt)
 
     def row_counts(self) -> dict[str, int]:
         with self._connect() as conn:
@@ -138,6 +151,60 @@ class DuckDBWarehouse(DuckDBResource):
         """Row counts of ``schema.table`` names (tables that do not exist are left out)."""
         counts: dict[str, int] = {}
         with duckdb_connection(self) as conn:
+            for table in tables:
+                try:
+                    counts[table] = bronze_duckdb.table_stats(conn, bronze_duckdb.checked(table))
+                except duckdb.CatalogException:
+                    continue
+        return counts
+
+
+class DuckLakeBronzeStore(DuckDBBronzeStore):
+    """``BronzeStore`` on the DuckLake lakehouse: objects read in the bucket (httpfs), loads
+    serialised at commit by the claim row (ducklake_store.py)."""
+
+    reads_bucket = True
+
+    def __init__(self, config: LakeConfig) -> None:
+        self._config = config
+
+    def _connect(self) -> contextlib.AbstractContextManager[Any]:
+        return lake_connection(self._config)
+
+    def _load(
+        self, conn: Any, objects: Sequence[LocalObject], load_id: str, corrupt: dict[str, str]
+    ) -> LoadResult:
+        return bronze_ducklake.load(conn, objects, load_id, corrupt)
+
+    def already_loaded(self, keys: Sequence[str]) -> set[str]:
+        with self._connect() as conn:
+            return bronze_ducklake.already_loaded(conn, keys)
+
+
+class DuckLakeWarehouse(dg.ConfigurableResource):
+    """The local lakehouse (``WAREHOUSE=local``): DuckLake, its catalog in PostgreSQL and
+    its Parquet under ``data_path`` in the bucket. Any number of processes read and write
+    it at once; each connection is opened only for the work at hand."""
+
+    catalog: str  # libpq DSN of the catalog database
+    data_path: str
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+
+    @property
+    def lake(self) -> LakeConfig:
+        return LakeConfig(self.catalog, self.data_path, self.s3_endpoint_url, self.s3_region)
+
+    def bronze_store(self) -> DuckLakeBronzeStore:
+        return DuckLakeBronzeStore(self.lake)
+
+    def connect(self) -> contextlib.AbstractContextManager[Any]:
+        return lake_connection(self.lake)
+
+    def table_row_counts(self, tables: Iterable[str]) -> dict[str, int]:
+        """Row counts of ``schema.table`` names (tables that do not exist are left out)."""
+        counts: dict[str, int] = {}
+        with lake_connection(self.lake) as conn:
             for table in tables:
                 try:
                     counts[table] = bronze_duckdb.table_stats(conn, bronze_duckdb.checked(table))

@@ -5,12 +5,12 @@ import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dagster as dg
 
 from spotify_dagster.components.dbt_project import SpotifyDbtComponent
-from spotify_dagster.defs.bronze.warehouse import DuckDBWarehouse
+from spotify_dagster.defs.bronze.warehouse import DuckDBWarehouse, DuckLakeWarehouse
 from spotify_dagster.defs.dashboard.model import Dashboard
 from spotify_dagster.defs.dashboard.queries import load_dashboard
 from spotify_dagster.defs.dashboard.render import render_page
@@ -34,11 +34,28 @@ GOLD_MODELS = (
 def defs(context: dg.ComponentLoadContext) -> dg.Definitions:
     env = Environment.from_env()
     # The page reads Gold from DuckDB; on Snowflake, BI tools read Gold directly.
-    if env.warehouse != "local":
+    if not env.on_duckdb:
         return dg.Definitions()
     dbt = context.load_component("transform/dbt", SpotifyDbtComponent)
     inputs = [dbt.asset_key_for_model(name) for name in GOLD_MODELS]
-    return dg.Definitions(assets=[build_dashboard_asset(env, inputs)])
+    asset = build_dashboard_asset(env, inputs)
+    if env.warehouse != "local":
+        return dg.Definitions(assets=[asset])  # built at the end of each ingest run
+    # On the lake the page is rebuilt by runs of its own once Gold changed, reading the
+    # last committed snapshot beside the pipeline (docs/decisions/0011).
+    refresh = dg.AutomationConditionSensorDefinition(
+        "dashboard_automation",
+        target=dg.AssetSelection.assets(PLAYS_DASHBOARD),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=DASHBOARD_REFRESH_S,
+        description="Rebuilds the HTML dashboard after Gold changed, at most every "
+        f"{DASHBOARD_REFRESH_S} s.",
+    )
+    return dg.Definitions(assets=[asset], sensors=[refresh])
+
+
+# How often the dashboard's automation sensor looks at Gold (a page a minute old is fresh).
+DASHBOARD_REFRESH_S = 30
 
 
 def build_dashboard_asset(
@@ -51,16 +68,20 @@ def build_dashboard_asset(
         group_name="gold",
         deps=gold_inputs or [dg.AssetKey(["gold", name]) for name in GOLD_MODELS],
         kinds={"html", "duckdb"},
+        # Eager: once any Gold input was updated since the page was (on the lake, its own
+        # sensor evaluates this; on a DuckDB file it runs inside the ingest run instead).
+        automation_condition=dg.AutomationCondition.eager() if env.warehouse == "local" else None,
         owners=OWNERS,
         description="A self-contained HTML page (inline SVG charts, no scripts, opens "
         "offline) with headline numbers, plays and listeners over time, top artists, "
         "trending tracks, plays by region and device usage, rebuilt from Gold.",
     )
     def plays_dashboard(
-        context: dg.AssetExecutionContext, warehouse: DuckDBWarehouse
+        context: dg.AssetExecutionContext, warehouse: dg.ConfigurableResource
     ) -> dg.MaterializeResult:
-        # Held only while reading: DuckDB lets one process open the file.
-        with warehouse.connect() as conn:
+        # Held only while reading (a DuckDB file lets one process open it; DuckLake does not
+        # mind, and its readers see the last committed snapshot).
+        with cast("DuckDBWarehouse | DuckLakeWarehouse", warehouse).connect() as conn:
             data = load_dashboard(conn, generated_at=datetime.now(UTC))
         path = write_atomically(env.dashboard_path, render_page(data))
         context.log.info("dashboard written to %s", path)

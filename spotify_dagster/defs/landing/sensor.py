@@ -19,7 +19,16 @@ from spotify_dagster.environment import Environment
 
 SENSOR_NAME = "landing_objects_sensor"
 INGEST_TAG = "spotify/ingest"
-WAITING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+# Ingest runs in flight before the sensor holds new objects back: one building dbt, one
+# loading Bronze (or queued) behind it. More would only wait for dbt's pool (or for the
+# DuckDB file's queue slot), each paying a dbt build for a few objects.
+MAX_IN_FLIGHT = 2
 
 
 def run_config_for(keys: list[str]) -> dict:
@@ -49,14 +58,14 @@ def build_landing_sensor(env: Environment) -> dg.SensorDefinition:
     def landing_objects_sensor(
         context: dg.SensorEvaluationContext, s3: S3Resource
     ) -> dg.SensorResult:
-        waiting = context.instance.get_runs_count(
-            dg.RunsFilter(job_name=INGEST_JOB_NAME, statuses=WAITING)
+        in_flight = context.instance.get_runs_count(
+            dg.RunsFilter(job_name=INGEST_JOB_NAME, statuses=IN_FLIGHT)
         )
-        if waiting:
-            # Back-pressure: while a run waits for the warehouse, new objects stay unlisted
-            # and join one bigger run later, instead of growing the queue every tick.
+        if in_flight >= MAX_IN_FLIGHT:
+            # Back-pressure: while runs are busy, new objects stay unlisted and join one
+            # bigger run later, instead of growing a queue of runs every tick.
             return dg.SensorResult(
-                skip_reason=f"{waiting} ingest run(s) still queued; new objects wait"
+                skip_reason=f"{in_flight} ingest runs in flight; new objects wait"
             )
         client = s3.get_client()
         cursor = LandingCursor.load(context.cursor)
