@@ -62,6 +62,7 @@ class Launcher:
         self.log = workdir.parent / f"launcher-{n}.log"
         env = {k: v for k, v in os.environ.items() if k != "DUCKDB_PATH"}
         env.update(DAGSTER_PORT=str(free_port()), BATCH_MAX_EVENTS="250", BATCH_MAX_AGE_S="1")
+        env["WAREHOUSE"] = "duckdb"  # read below from warehouse.duckdb, as in the other scenarios
         cmd = [sys.executable, "-m", "spotify_local", "dev", "--rate", str(RATE)]
         cmd += ["--sensor-interval", SENSOR_INTERVAL, "--workdir", str(workdir)]
         with self.log.open("wb") as sink:
