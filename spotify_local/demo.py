@@ -137,7 +137,9 @@ def warehouse_counts(endpoints: Mapping[str, str]) -> dict[str, Any]:
             "select coalesce(sum(play_count), 0) from gold.rpt_plays_by_region"
         ).fetchone()
         by_region = row[0] if row else 0
+        distinct = conn.execute("select count(distinct event_id) from gold.fct_plays").fetchone()
         return {
+            "fct_plays_distinct_event_ids": int(distinct[0]) if distinct else 0,
             "bronze_rows": count("bronze.plays"),
             "silver_rows": count("silver.int_plays__deduplicated"),
             "fct_plays_rows": gold["fct_plays"],

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import pytest
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
@@ -42,8 +41,7 @@ def test_demo_lands_every_event_in_gold_exactly_once(tmp_path: Path):
     assert {s: summary[s] for s in stages} == dict.fromkeys(stages, EVENTS)
     assert summary["quarantined"] == 0
     assert summary["gold_tables_empty"] == []
-    with duckdb.connect(summary["warehouse"], read_only=True) as conn:
-        by_region = conn.execute("select sum(play_count) from gold.rpt_plays_by_region").fetchone()
-        distinct = conn.execute("select count(distinct event_id) from gold.fct_plays").fetchone()
-    assert by_region[0] == EVENTS
-    assert distinct[0] == EVENTS
+    # Read by the demo from the lake while its stack ran (the catalog stops with it).
+    assert summary["warehouse"].startswith("ducklake:postgres:")
+    assert summary["plays_by_region_sum"] == EVENTS
+    assert summary["fct_plays_distinct_event_ids"] == EVENTS

@@ -179,6 +179,9 @@ def test_make_dev_ctrl_c_twice_mid_stream(tmp_path: Path, report: dict[str, Any]
         audit = subprocess.run(
             [sys.executable, "-m", "spotify_local", "audit", "--workdir", str(workdir)],
             cwd=REPO_ROOT,
+            # The stack ran with WAREHOUSE=duckdb; the audit of a stopped stack reads the
+            # warehouse the environment names, as a user's shell would.
+            env={**os.environ, "WAREHOUSE": "duckdb"},
             capture_output=True,
             text=True,
             timeout=120,
