@@ -89,6 +89,20 @@ class LakeConfig:
             ]
         return f"create or replace secret lake_s3 ({', '.join(parts)})"
 
+    def dbt_env(self) -> dict[str, str]:
+        """What dbt_spotify/profiles.yml's `local` target reads: the catalog, the data path
+        and, for a local S3 server, its host:port and scheme (path-style URLs)."""
+        env = {
+            "DBT_TARGET": "local",
+            "LAKE_CATALOG": self.catalog,
+            "LAKE_DATA_PATH": self.data_path,
+        }
+        if self.s3_endpoint_url:
+            scheme, _, host = self.s3_endpoint_url.partition("://")
+            env["LAKE_S3_ENDPOINT"] = host.rstrip("/")
+            env["LAKE_S3_USE_SSL"] = str(scheme == "https").lower()
+        return env
+
     def attach_sql(self) -> str:
         return (
             f"attach if not exists {_quote('ducklake:postgres:' + self.catalog)} as {LAKE_ALIAS}"

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from spotify_dagster.environment import Environment
+from spotify_dagster.lake import LakeConfig
 
 
 def dbt_executable() -> str:
@@ -24,14 +25,10 @@ def dbt_environment(env: Environment) -> dict[str, str]:
     path = os.environ.get("PATH", "")
     if bin_dir not in path.split(os.pathsep):
         path = os.pathsep.join([bin_dir, path]) if path else bin_dir
-    lake = {"LAKE_CATALOG": env.lake_catalog or "", "LAKE_DATA_PATH": env.lake_data_path}
-    if env.s3_endpoint_url:  # a local S3 server: host:port, path style, http or https
-        scheme, _, host = env.s3_endpoint_url.partition("://")
-        lake["LAKE_S3_ENDPOINT"] = host.rstrip("/")
-        lake["LAKE_S3_USE_SSL"] = str(scheme == "https").lower()
+    lake = LakeConfig(env.lake_catalog or "", env.lake_data_path, env.s3_endpoint_url)
     return {
+        **lake.dbt_env(),
         "DBT_TARGET": env.dbt_target,
         "DUCKDB_PATH": str(env.duckdb_path),
         "PATH": path,
-        **lake,
     }

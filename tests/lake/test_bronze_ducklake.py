@@ -108,14 +108,7 @@ def test_two_concurrent_loads_of_overlapping_objects_hold_each_offset_once(
 def _dbt_build_on(lake: LakeConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """``dbt build`` (models and tests) of the project on this lake, as Dagster runs it."""
     install_extensions()
-    scheme, _, host = (lake.s3_endpoint_url or "").partition("://")
-    for name, value in {
-        "DBT_TARGET": "local",
-        "LAKE_CATALOG": lake.catalog,
-        "LAKE_DATA_PATH": lake.data_path,
-        "LAKE_S3_ENDPOINT": host,
-        "LAKE_S3_USE_SSL": str(scheme == "https").lower(),
-    }.items():
+    for name, value in lake.dbt_env().items():
         monkeypatch.setenv(name, value)
     dbt = str(Path(sys.executable).parent / "dbt")
     target = tmp_path / "dbt-target"

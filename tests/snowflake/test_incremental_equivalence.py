@@ -196,14 +196,7 @@ def test_incremental_equals_full_refresh_on_ducklake(
     """The same dbt project on the lake (profile target ``local``): catalog in PostgreSQL,
     Parquet in the bucket, extensions from the wheels (installed before dbt loads them)."""
     install_extensions()
-    scheme, _, host = (lake.s3_endpoint_url or "").partition("://")
-    for name, value in {
-        "DBT_TARGET": "local",
-        "LAKE_CATALOG": lake.catalog,
-        "LAKE_DATA_PATH": lake.data_path,
-        "LAKE_S3_ENDPOINT": host,
-        "LAKE_S3_USE_SSL": str(scheme == "https").lower(),
-    }.items():
+    for name, value in lake.dbt_env().items():
         monkeypatch.setenv(name, value)
     store = DuckLakeBronzeStore(lake)
 

@@ -138,6 +138,18 @@ class DuckDBBronzeStore:
             return audit_mod.run_audit(conn, client, bucket, roots, kafka, batch_floor)
 
 
+def row_counts(conn: Any, tables: Iterable[str]) -> dict[str, int]:
+    """Row counts of ``schema.table`` names on a DuckDB connection (the file or the lake);
+    tables that do not exist are left out."""
+    counts: dict[str, int] = {}
+    for table in tables:
+        try:
+            counts[table] = bronze_duckdb.table_stats(conn, bronze_duckdb.checked(table))
+        except duckdb.CatalogException:
+            continue
+    return counts
+
+
 class DuckDBWarehouse(DuckDBResource):
     """The local warehouse: a DuckDB file. Bronze, the audit and the dashboard use it."""
 
@@ -149,14 +161,8 @@ class DuckDBWarehouse(DuckDBResource):
 
     def table_row_counts(self, tables: Iterable[str]) -> dict[str, int]:
         """Row counts of ``schema.table`` names (tables that do not exist are left out)."""
-        counts: dict[str, int] = {}
-        with duckdb_connection(self) as conn:
-            for table in tables:
-                try:
-                    counts[table] = bronze_duckdb.table_stats(conn, bronze_duckdb.checked(table))
-                except duckdb.CatalogException:
-                    continue
-        return counts
+        with self.connect() as conn:
+            return row_counts(conn, tables)
 
 
 class DuckLakeBronzeStore(DuckDBBronzeStore):
@@ -203,11 +209,5 @@ class DuckLakeWarehouse(dg.ConfigurableResource):
 
     def table_row_counts(self, tables: Iterable[str]) -> dict[str, int]:
         """Row counts of ``schema.table`` names (tables that do not exist are left out)."""
-        counts: dict[str, int] = {}
-        with lake_connection(self.lake) as conn:
-            for table in tables:
-                try:
-                    counts[table] = bronze_duckdb.table_stats(conn, bronze_duckdb.checked(table))
-                except duckdb.CatalogException:
-                    continue
-        return counts
+        with self.connect() as conn:
+            return row_counts(conn, tables)
