@@ -476,6 +476,8 @@ def test_compose_instance_queues_duckdb_file_runs_and_pools_dbt():
     # An orphaned run must not hold that one slot forever.
     assert config["run_monitoring"]["enabled"] is True
     assert config["run_monitoring"]["max_runtime_seconds"] > 0
+    # Nor a pool slot its killed step claimed.
+    assert config["run_monitoring"]["free_slots_after_run_end_seconds"] > 0
 
 
 def test_instance_env_vars_are_set_in_every_dagster_container(services):

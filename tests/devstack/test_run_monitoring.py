@@ -39,6 +39,9 @@ def test_local_yaml_turns_run_monitoring_on() -> None:
     assert config["max_resume_run_attempts"] == 0  # the DefaultRunLauncher cannot resume
     assert 0 < config["max_runtime_seconds"] <= 3600
     assert 0 < config["poll_interval_seconds"] <= 10
+    # A step killed with its run never releases its pool slot: the daemon must
+    # (tests/reliability/test_daemon_kill.py kills a run holding one).
+    assert 0 < config["free_slots_after_run_end_seconds"] <= 60
 
 
 def _wait(what: str, condition: Callable[[], bool], timeout_s: float) -> None:

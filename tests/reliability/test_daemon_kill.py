@@ -22,6 +22,7 @@ import dagster as dg
 import pytest
 
 from .daemon_support import (
+    DaemonStack,
     assert_audit_clean,
     assert_exact,
     copy_logs,
@@ -37,6 +38,8 @@ SEED = 91
 # An ingest run (Bronze load + dbt build) took 36 s on a loaded 2-core machine.
 MAX_RUNTIME_S = 60
 CANCEL_TIMEOUT_S = 10
+# The pool the Bronze load and the dbt step share (deploy/dagster.local.yaml).
+POOL = "dbt_spotify"
 MONITORING = {
     "run_monitoring": {
         "max_runtime_seconds": MAX_RUNTIME_S,
@@ -46,17 +49,27 @@ MONITORING = {
 }
 
 
+def pool_holders(ds: DaemonStack) -> set[str]:
+    """Run ids holding a slot of the pool."""
+    return ds.instance.event_log_storage.get_concurrency_info(POOL).active_run_ids
+
+
 def test_daemon_sigkilled_mid_run_then_restarted(tmp_path: Path, report: dict[str, Any]) -> None:
     started = time.monotonic()
     with daemon_stack(tmp_path / "stack", MONITORING) as ds:
         try:
             ds.produce(EVENTS, seed=SEED)
 
-            def a_started_run() -> bool:
-                return bool(ds.runs([dg.DagsterRunStatus.STARTED]))
+            def a_run_holding_the_pool() -> bool:
+                # The worst moment: a step holds the pool's one slot. A slot claimed by a
+                # dead run is never released by the run itself; left claimed, it holds the
+                # retry in the queue for good (the QUEUED run a CI run once timed out on).
+                started = {r.run_id for r in ds.runs([dg.DagsterRunStatus.STARTED])}
+                return bool(started & pool_holders(ds))
 
-            waited = wait_for("a STARTED ingest run", a_started_run, 150, every_s=0.2)
+            waited = wait_for("a run holding the pool slot", a_run_holding_the_pool, 150, 0.2)
             [orphan] = ds.runs([dg.DagsterRunStatus.STARTED])
+            assert orphan.run_id in pool_holders(ds)
             assert ds.daemon.proc is not None
             os.killpg(ds.daemon.proc.pid, signal.SIGKILL)
             ds.daemon.proc.wait()
@@ -98,6 +111,7 @@ def test_daemon_sigkilled_mid_run_then_restarted(tmp_path: Path, report: dict[st
             assert [r.run_id for r in ds.failed_runs()] == [orphan.run_id], ds.status_counts()
             assert not ds.other_end_states(), ds.status_counts()
             assert_exact(figures)
+            assert not pool_holders(ds), f"slots still claimed: {pool_holders(ds)}"
             report.update(assert_audit_clean(ds.audit()))
         finally:
             copy_logs(tmp_path / "stack", tmp_path / "logs")
