@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from spotify_dagster.lake import LakeConfig
 from streaming.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -90,6 +91,16 @@ class Environment:
     def on_duckdb(self) -> bool:
         """DuckDB's SQL: the lake or the DuckDB file (the audit and dashboard queries)."""
         return self.warehouse in ("local", "duckdb")
+
+    @property
+    def on_lake(self) -> bool:
+        """The DuckLake lakehouse (``WAREHOUSE=local``)."""
+        return self.warehouse == "local"
+
+    @property
+    def lake(self) -> LakeConfig:
+        """Where the lake's catalog and data live (meaningful when ``on_lake``)."""
+        return LakeConfig(self.lake_catalog or "", self.lake_data_path, self.s3_endpoint_url)
 
     @property
     def dbt_target(self) -> str:

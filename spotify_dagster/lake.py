@@ -141,6 +141,11 @@ def lake_connection(config: LakeConfig) -> Iterator[Any]:
         conn.close()
 
 
+def current_snapshot(conn: Any) -> int:
+    """The lake's newest snapshot id: what a reader sees now, pinned with ``at (version => n)``."""
+    return int(conn.execute(f"select id from {LAKE_ALIAS}.current_snapshot()").fetchone()[0])
+
+
 @dataclass(frozen=True)
 class UpkeepReport:
     """Data files and snapshots before and after one upkeep pass."""

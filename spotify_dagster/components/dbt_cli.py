@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from spotify_dagster.environment import Environment
-from spotify_dagster.lake import LakeConfig
 
 
 def dbt_executable() -> str:
@@ -25,9 +24,8 @@ def dbt_environment(env: Environment) -> dict[str, str]:
     path = os.environ.get("PATH", "")
     if bin_dir not in path.split(os.pathsep):
         path = os.pathsep.join([bin_dir, path]) if path else bin_dir
-    lake = LakeConfig(env.lake_catalog or "", env.lake_data_path, env.s3_endpoint_url)
     return {
-        **lake.dbt_env(),
+        **env.lake.dbt_env(),
         "DBT_TARGET": env.dbt_target,
         "DUCKDB_PATH": str(env.duckdb_path),
         "PATH": path,

@@ -9,6 +9,7 @@ project changes, and by `dg utils refresh-defs-state` once per install or image 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from dagster_dbt import DbtCliResource, DbtProject, DbtProjectComponent
 
 from spotify_dagster.components.dbt_cli import dbt_environment, dbt_executable
 from spotify_dagster.environment import Environment
-from spotify_dagster.lake import install_extensions
+from spotify_dagster.lake import current_snapshot, install_extensions, lake_connection
 
 OWNERS = ["team:analytics"]
 
@@ -63,16 +64,30 @@ class SpotifyDbtComponent(DbtProjectComponent):
     def execute(self, context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
         env = Environment.from_env()
         os.environ.update(dbt_environment(env))  # the dbt subprocess reads its profile here
-        if env.warehouse == "local":
+        args = self.get_cli_args(context)
+        if env.on_lake:
             install_extensions()  # the profile loads them by name: install from the wheels
+            args += pinned_bronze_vars(context, env)
         cli = DbtCliResource(
             project_dir=dbt.project_dir,
             profiles_dir=dbt.profiles_dir,
             target=env.dbt_target,
             dbt_executable=dbt_executable(),
         )
-        events = list(cli.cli(self.get_cli_args(context), context=context).stream())
+        events = list(cli.cli(args, context=context).stream())
         yield from with_row_counts(context, events, env)
+
+
+def pinned_bronze_vars(context: dg.AssetExecutionContext, env: Environment) -> list[str]:
+    """``--vars`` pinning the build's reads of Bronze to the lake's current snapshot.
+
+    Bronze loads commit while dbt builds (they are not in dbt's pool); one snapshot for the
+    whole build keeps Silver and its rejects splitting the same Bronze (macro
+    bronze_at_snapshot). Rows committed after it wait for the next build."""
+    with lake_connection(env.lake) as conn:
+        snapshot = current_snapshot(conn)
+    context.log.info("dbt reads Bronze at lake snapshot %d", snapshot)
+    return ["--vars", json.dumps({"bronze_snapshot": snapshot})]
 
 
 def with_row_counts(

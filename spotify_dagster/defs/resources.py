@@ -30,7 +30,7 @@ def warehouse_resource(env: Environment) -> dg.ConfigurableResource:
     """The warehouse of this environment: DuckLake locally, Snowflake in production."""
     if env.warehouse == "snowflake":
         return snowflake_resource()
-    if env.warehouse == "local":
+    if env.on_lake:
         # An empty catalog lets definitions load anywhere (dg check defs); connecting then
         # says LAKE_CATALOG is missing.
         return DuckLakeWarehouse(

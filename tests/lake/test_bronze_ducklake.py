@@ -3,12 +3,15 @@ loads of overlapping object sets run at the same time (ducklake_store.py)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import boto3
 import orjson
@@ -17,7 +20,12 @@ import pytest
 from spotify_dagster.defs.bronze.objects import describe
 from spotify_dagster.defs.bronze.warehouse import DuckLakeBronzeStore
 from spotify_dagster.environment import DBT_PROJECT_DIR
-from spotify_dagster.lake import LakeConfig, install_extensions, lake_connection
+from spotify_dagster.lake import (
+    LakeConfig,
+    current_snapshot,
+    install_extensions,
+    lake_connection,
+)
 from streaming.batching import encode, raw_line
 from streaming.keys import object_key
 from streaming.schema import validate
@@ -28,12 +36,14 @@ pytestmark = pytest.mark.integration
 PER_OBJECT = 500
 
 
-def _land(client, bucket: str, objects: int, ids: list[str] | None = None) -> list[str]:
-    """``objects`` objects of PER_OBJECT plays on partition 0, as the consumer lands them;
-    the event ids produced are appended to ``ids``."""
-    sim = Simulator(seed=11)
+def _land(
+    client, bucket: str, objects: int, ids: list[str] | None = None, start: int = 0
+) -> list[str]:
+    """``objects`` objects of PER_OBJECT plays on partition 0, as the consumer lands them,
+    from object number ``start`` on; the event ids produced are appended to ``ids``."""
+    sim = Simulator(seed=11 + start)
     keys = []
-    for i in range(objects):
+    for i in range(start, start + objects):
         first = i * PER_OBJECT
         values = sim.batch(PER_OBJECT)
         if ids is not None:
@@ -144,3 +154,95 @@ def test_a_corrupt_object_in_the_bucket_is_quarantined_and_the_rest_loaded(
     store = DuckLakeBronzeStore(lake)
     result = store.load(describe(client, bucket, [*keys, bad], "raw", "quarantine"), "x")
     assert (result.plays_rows, result.quarantine_rows) == (2 * PER_OBJECT, 1)
+
+
+def _dbt_build_in_process(
+    lake: LakeConfig,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    extra: list[str],
+    after_model: tuple[str, Callable[[], None]],
+) -> tuple[bool, list[str]]:
+    """``dbt build`` in this process, ``after_model[1]`` called as soon as the model named
+    ``after_model[0]`` finishes and before dbt starts the next node (dbt fires its events
+    on the thread that builds, and the lake profile runs one thread). Returns whether the
+    build succeeded and the names of the nodes that failed."""
+    from dbt.cli.main import dbtRunner
+
+    install_extensions()
+    for name, value in lake.dbt_env().items():
+        monkeypatch.setenv(name, value)
+    model, hook = after_model
+    called: list[str] = []
+
+    def callback(event: Any) -> None:
+        if event.info.name == "LogModelResult" and event.data.node_info.node_name == model:
+            hook()
+            called.append(model)
+
+    target = tmp_path / f"dbt-target-{len(list(tmp_path.iterdir()))}"
+    args = ["build", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir"]
+    args += [str(DBT_PROJECT_DIR), "--target-path", str(target), "--log-path", str(target)]
+    result = dbtRunner(callbacks=[callback]).invoke([*args, *extra])
+    assert called == [model], f"{model} never finished: {result.exception}"
+    failed = [
+        r.node.name
+        for r in (result.result or [])
+        if str(r.status) in ("error", "fail", "runtime error")
+    ]
+    return result.success, failed
+
+
+@pytest.mark.parametrize("pinned", [True, False], ids=["pinned", "unpinned"])
+def test_a_load_committed_mid_build_waits_for_the_next_build_when_bronze_is_pinned(
+    pinned: bool,
+    lake: LakeConfig,
+    s3_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Bronze loads run beside dbt on the lake. The worst moment for a load to commit is
+    between Silver (int_plays__deduplicated) and its rejects: pinned to one Bronze
+    snapshot (as the Dagster dbt step does), the build sees none of it and the next build
+    takes it; unpinned, the rejects count its rows as not_in_silver and the build fails
+    (the check this pin exists for still catches the race)."""
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    bucket = lake.data_path.split("/")[2]
+    store = DuckLakeBronzeStore(lake)
+    first_ids: list[str] = []
+    later_ids: list[str] = []
+    store.load(
+        describe(client, bucket, _land(client, bucket, 4, first_ids), "raw", "quarantine"), "a"
+    )
+    later = _land(client, bucket, 2, later_ids, start=4)
+
+    def load_mid_build() -> None:
+        store.load(describe(client, bucket, later, "raw", "quarantine"), "mid-build")
+
+    with lake_connection(lake) as conn:
+        snapshot = current_snapshot(conn)
+    extra = ["--vars", json.dumps({"bronze_snapshot": snapshot})] if pinned else []
+    hook = ("int_plays__deduplicated", load_mid_build)
+    ok, failed = _dbt_build_in_process(lake, monkeypatch, tmp_path, extra, hook)
+    with lake_connection(lake) as conn:
+        assert conn.execute("select count(*) from bronze.plays").fetchone()[0] == 6 * PER_OBJECT
+    if not pinned:
+        assert not ok, "a load committed mid-build went unnoticed by the unpinned build"
+        # Silver's rejects hold the mid-build rows as not_in_silver: not an accepted reason.
+        assert any(n.startswith("accepted_values_int_plays__rejected_reason") for n in failed), (
+            failed
+        )
+        return
+    assert ok, f"pinned build failed: {failed}"
+    with lake_connection(lake) as conn:
+        gold = sorted(r[0] for r in conn.execute("select event_id from gold.fct_plays").fetchall())
+        newer = current_snapshot(conn)
+    assert gold == sorted(first_ids)  # the build's snapshot, not the load that came after it
+    # The next build, pinned to the snapshot that holds the mid-build load, takes it.
+    nothing = ("int_plays__deduplicated", lambda: None)
+    extra = ["--vars", json.dumps({"bronze_snapshot": newer})]
+    ok, failed = _dbt_build_in_process(lake, monkeypatch, tmp_path, extra, nothing)
+    assert ok, f"second pinned build failed: {failed}"
+    with lake_connection(lake) as conn:
+        gold = sorted(r[0] for r in conn.execute("select event_id from gold.fct_plays").fetchall())
+    assert gold == sorted(first_ids + later_ids)

@@ -4,7 +4,8 @@
     `checksum_column`. A row lost shows as unaccounted_rows > 0, a row counted twice (in both,
     or twice in one) as < 0; the checksum also catches a row in both paired with a row in
     neither. For a model that splits a source with `other_relation`, such as Silver and its
-    rejects splitting Bronze.
+    rejects splitting Bronze. `source_relation` is read at the Bronze snapshot the build
+    is pinned to (macro bronze_at_snapshot), as the models read it.
 #}
 {% test accounts_for_every_row(model, source_relation, other_relation, group_by, checksum_column) %}
 
@@ -18,7 +19,7 @@ signed as (
         {{ columns_csv }},
         1 as row_sign,
         {{ checksum_column }} as signed_checksum
-    from {{ source_relation }}
+    from {{ source_relation }}{{ bronze_at_snapshot() }}
 
     union all
 

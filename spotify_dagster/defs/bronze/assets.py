@@ -26,8 +26,8 @@ RECONCILE_CHECK = "reconciles_with_landed_lines"
 COMPLETENESS_CHECK = "offsets_complete"
 QUARANTINE_RATE_CHECK = "quarantine_rate_below_threshold"
 OWNERS = ["team:data-platform"]
-# The concurrency pool of warehouse writes: Bronze loads, dbt builds and lake upkeep take
-# turns in it (the instance gives every pool one slot).
+# The concurrency pool of dbt builds (the instance gives every pool one slot): dbt, lake
+# upkeep and, off the lake, Bronze loads take turns in it.
 DBT_POOL = "dbt_spotify"
 
 _DUCKDB_TYPES_TO_DISPLAY = {
@@ -177,10 +177,12 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
             *(completeness if audits else []),
         ],
         retry_policy=dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL),
-        # dbt's pool: Bronze loads and dbt builds take turns. dbt reads Bronze once per
-        # model, so a load committed mid-build would be missing from Silver yet seen by the
-        # rejects model built after it (docs/decisions/0011); readers are never held up.
-        pool=DBT_POOL,
+        # dbt reads Bronze once per model, so a load committed mid-build would be missing
+        # from Silver yet seen by the rejects model built after it. On the lake each build
+        # reads one pinned Bronze snapshot (macro bronze_at_snapshot), so loads run beside
+        # it; elsewhere Bronze loads and dbt builds take turns in dbt's pool
+        # (docs/decisions/0011). Readers are never held up.
+        pool=None if env.on_lake else DBT_POOL,
     )
     def bronze_load(
         context: dg.AssetExecutionContext,

@@ -24,7 +24,7 @@ def ingest_job_definitions(env: Environment) -> dg.Definitions:
     selection: dg.AssetSelection = dg.AssetSelection.assets(
         BRONZE_PLAYS, BRONZE_QUARANTINE
     ).downstream()
-    if env.warehouse == "local":
+    if env.on_lake:
         # On the lake the dashboard is built by its own runs, reading beside the pipeline.
         selection = selection - dg.AssetSelection.assets(PLAYS_DASHBOARD)
     ingest = dg.define_asset_job(

@@ -39,7 +39,7 @@ def defs(context: dg.ComponentLoadContext) -> dg.Definitions:
     dbt = context.load_component("transform/dbt", SpotifyDbtComponent)
     inputs = [dbt.asset_key_for_model(name) for name in GOLD_MODELS]
     asset = build_dashboard_asset(env, inputs)
-    if env.warehouse != "local":
+    if not env.on_lake:
         return dg.Definitions(assets=[asset])  # built at the end of each ingest run
     # On the lake the page is rebuilt by runs of its own once Gold changed, reading the
     # last committed snapshot beside the pipeline (docs/decisions/0011).
@@ -70,7 +70,7 @@ def build_dashboard_asset(
         kinds={"html", "duckdb"},
         # Eager: once any Gold input was updated since the page was (on the lake, its own
         # sensor evaluates this; on a DuckDB file it runs inside the ingest run instead).
-        automation_condition=dg.AutomationCondition.eager() if env.warehouse == "local" else None,
+        automation_condition=dg.AutomationCondition.eager() if env.on_lake else None,
         owners=OWNERS,
         description="A self-contained HTML page (inline SVG charts, no scripts, opens "
         "offline) with headline numbers, plays and listeners over time, top artists, "

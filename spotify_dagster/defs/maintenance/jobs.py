@@ -25,7 +25,7 @@ DEFAULT_RETENTION_S = 24 * 3600
 @dg.definitions
 def defs() -> dg.Definitions:
     env = Environment.from_env()
-    if env.warehouse != "local":
+    if not env.on_lake:
         return dg.Definitions()
     job = lake_upkeep_job()
     schedule = dg.ScheduleDefinition(

@@ -8,7 +8,7 @@ with
 
 source as (
 
-    select * from {{ source('bronze', 'plays') }}
+    select * from {{ source('bronze', 'plays') }}{{ bronze_at_snapshot() }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('bronze', 'quarantine') }}
+    select * from {{ source('bronze', 'quarantine') }}{{ bronze_at_snapshot() }}
 
 ),
 
