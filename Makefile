@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 EVENTS ?= 20000
+RATE ?= 5000
 STAMP  := $(VENV)/.installed-stamp
 # dagster-dbt's manifest state (dg utils refresh-defs-state), rebuilt when dbt files change.
 DEFS_STATE := $(VENV)/.defs-state-stamp
@@ -33,8 +34,8 @@ dev: install ## the whole stack with the Dagster UI on http://127.0.0.1:3000
 dev-reset: install ## wipe the durable state of make dev (.local/dev), saying what goes
 	$(BIN)/python -m spotify_local reset
 
-demo: install ## push EVENTS events through the whole path, print a JSON summary
-	$(BIN)/python -m spotify_local demo --events $(EVENTS)
+demo: install ## push EVENTS events at RATE/s through the whole path, print a JSON summary
+	$(BIN)/python -m spotify_local demo --events $(EVENTS) --rate $(RATE)
 
 test: install ## unit, integration and end-to-end tests (they start their own services)
 	$(BIN)/pytest

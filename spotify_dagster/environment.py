@@ -46,7 +46,6 @@ class Environment:
     sensor_interval_s: int
     max_objects_per_run: int
     quarantine_rate_warn: float
-    freshness_max_lag_s: int
     dashboard_path: Path
 
     @classmethod
@@ -78,7 +77,6 @@ class Environment:
             sensor_interval_s=int(os.getenv("SENSOR_INTERVAL_S", "10")),
             max_objects_per_run=int(os.getenv("SENSOR_MAX_OBJECTS_PER_RUN", "500")),
             quarantine_rate_warn=float(os.getenv("QUARANTINE_RATE_WARN", "0.01")),
-            freshness_max_lag_s=int(os.getenv("FRESHNESS_MAX_LAG_S", "900")),
             # The Gold dashboard's HTML file; by default beside the warehouse file.
             dashboard_path=Path(
                 os.getenv("DASHBOARD_PATH") or duckdb_path.parent / "dashboard" / "index.html"

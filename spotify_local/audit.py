@@ -21,7 +21,7 @@ from spotify_dagster.defs.bronze.audit import AuditReport, kafka_positions, run_
 from streaming.landing import make_s3_client
 from streaming.settings import Settings
 
-from .stack import ENDPOINTS_FILE, LOCAL_AWS, services
+from .stack import ENDPOINTS_FILE, LOCAL_AWS, services, warehouse_kind
 from .warehouse import read_connection
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def stack_endpoints(workdir: Path, running: bool, warehouse: Path) -> Iterator[d
             "DUCKDB_PATH": str(warehouse),
             "LAKE_CATALOG": endpoints.catalog,
             "LAKE_DATA_PATH": f"s3://{bucket}/lake/",
-            "WAREHOUSE": os.environ.get("WAREHOUSE", "local"),
+            "WAREHOUSE": warehouse_kind(workdir),
         }
 
 
@@ -68,7 +68,7 @@ def audit_stack(endpoints: Mapping[str, str]) -> AuditReport:
 
 def has_run(workdir: Path, warehouse: Path) -> bool:
     """Whether a stack ever ran on this state: its lake catalog or its DuckDB file exists."""
-    if os.environ.get("WAREHOUSE", "local") == "local":
+    if warehouse_kind(workdir) == "local":
         return (workdir / "postgres" / "PG_VERSION").exists()
     return warehouse.exists()
 

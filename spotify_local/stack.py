@@ -140,23 +140,51 @@ def local_stack(workdir: Path, duckdb_path: Path, sensor_interval_s: int) -> Ite
             "LAKE_CATALOG": endpoints.catalog,
             "LAKE_DATA_PATH": f"s3://{bucket}/lake/",
             # The lake by default; WAREHOUSE=duckdb runs the stack on one DuckDB file.
-            "WAREHOUSE": os.environ.get("WAREHOUSE", "local"),
+            "WAREHOUSE": warehouse_kind(workdir),
             "DAGSTER_HOME": str(home),
             "SENSOR_INTERVAL_S": str(sensor_interval_s),
             "PYTHONUNBUFFERED": "1",
+            # The daemon evaluates freshness policies every 30 s by default; a local UI (and
+            # the demo's report) shows a late asset sooner.
+            "FRESHNESS_DAEMON_INTERVAL_SECONDS": os.environ.get(
+                "FRESHNESS_DAEMON_INTERVAL_SECONDS", "10"
+            ),
         }
         # The launcher itself talks to the bucket too (topic and bucket set-up, the demo).
         os.environ.update(LOCAL_AWS)
         stack = Stack(workdir, env)
         ensure_bucket(make_s3_client(stack.settings), bucket)
         ensure_topic(bootstrap, stack.settings.topic, PARTITIONS)
-        log.info("kafka %s, s3 %s, bucket %s, state in %s", bootstrap, endpoint, bucket, workdir)
+        log.info(
+            "kafka %s, s3 %s, bucket %s, warehouse %s, state in %s",
+            bootstrap,
+            endpoint,
+            bucket,
+            env["WAREHOUSE"],
+            workdir,
+        )
         write_endpoints(workdir, env)  # for `spotify-local audit`/`query` while it runs
+        # ... and after it stopped, in a shell that never set WAREHOUSE.
+        (workdir / WAREHOUSE_FILE).write_text(env["WAREHOUSE"] + "\n")
         try:
             yield stack
         finally:
             # The services stop next: readers must not be pointed at them any more.
             (workdir / ENDPOINTS_FILE).unlink(missing_ok=True)
+
+
+WAREHOUSE_FILE = "warehouse"
+
+
+def warehouse_kind(workdir: Path) -> str:
+    """The warehouse of the stack in ``workdir``: ``WAREHOUSE`` when the shell sets it,
+    else what the stack last ran on (recorded when it started), else the lake."""
+    if os.environ.get("WAREHOUSE"):
+        return os.environ["WAREHOUSE"]
+    recorded = workdir / WAREHOUSE_FILE
+    if recorded.is_file():
+        return recorded.read_text().strip() or "local"
+    return "local"
 
 
 def rotate_logs(logs: Path) -> None:

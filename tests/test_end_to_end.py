@@ -45,3 +45,5 @@ def test_demo_lands_every_event_in_gold_exactly_once(tmp_path: Path):
     assert summary["warehouse"].startswith("ducklake:postgres:")
     assert summary["plays_by_region_sum"] == EVENTS
     assert summary["fct_plays_distinct_event_ids"] == EVENTS
+    # The daemon evaluated the FreshnessPolicy of both ends of the hot path: what the UI shows.
+    assert summary["freshness"] == {"bronze/plays": "PASS", "gold/fct_plays": "PASS"}

@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -45,6 +46,7 @@ class SpotifyDbtComponent(DbtProjectComponent):
             # dbt's own description only: dagster-dbt appends the raw SQL, which the
             # catalog list then shows in place of a sentence.
             description=props.get("description") or f"dbt model {props['name']}.",
+            freshness_policy=freshness_policy(props),
         )
 
     def build_defs_from_state(
@@ -76,6 +78,19 @@ class SpotifyDbtComponent(DbtProjectComponent):
         )
         events = list(cli.cli(args, context=context).stream())
         yield from with_row_counts(context, events, env)
+
+
+def freshness_policy(props: Mapping[str, Any]) -> dg.FreshnessPolicy | None:
+    """The time-window policy a model declares in ``meta.dagster_freshness``
+    (dbt_project.yml per layer, a model's own config to differ), or none."""
+    meta = (props.get("config") or {}).get("meta") or props.get("meta") or {}
+    declared = meta.get("dagster_freshness")
+    if not declared:
+        return None
+    return dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(minutes=declared["fail_after_minutes"]),
+        warn_window=timedelta(minutes=declared["warn_after_minutes"]),
+    )
 
 
 def pinned_bronze_vars(context: dg.AssetExecutionContext, env: Environment) -> list[str]:

@@ -99,3 +99,23 @@ def test_reset_refuses_while_a_launcher_runs(tmp_path: Path) -> None:
     (workdir / dev.PID_FILE).write_text("1")  # pid 1 is always alive
     assert dev.reset(workdir) == 1
     assert workdir.exists()
+
+
+def test_a_stopped_stack_is_read_on_the_warehouse_it_ran_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`WAREHOUSE=duckdb make dev`, stopped; `spotify-local query` in a new shell (no
+    WAREHOUSE) must open that DuckDB file, not an absent lake."""
+    from spotify_local import audit
+    from spotify_local.stack import WAREHOUSE_FILE, warehouse_kind
+
+    monkeypatch.delenv("WAREHOUSE", raising=False)
+    assert warehouse_kind(tmp_path) == "local"  # nothing recorded: the default
+    (tmp_path / WAREHOUSE_FILE).write_text("duckdb\n")
+    assert warehouse_kind(tmp_path) == "duckdb"
+    warehouse = tmp_path / "warehouse.duckdb"
+    assert not audit.has_run(tmp_path, warehouse)
+    warehouse.touch()
+    assert audit.has_run(tmp_path, warehouse)
+    monkeypatch.setenv("WAREHOUSE", "local")  # said explicitly: the shell wins
+    assert warehouse_kind(tmp_path) == "local"

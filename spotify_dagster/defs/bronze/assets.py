@@ -3,6 +3,7 @@
 import logging
 import tempfile
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import cast
 
@@ -29,6 +30,11 @@ OWNERS = ["team:data-platform"]
 # The concurrency pool of dbt builds (the instance gives every pool one slot): dbt, lake
 # upkeep and, off the lake, Bronze loads take turns in it.
 DBT_POOL = "dbt_spotify"
+# Bronze follows the stream: a load every sensor tick while plays flow. Late after 2 minutes
+# without one, failing after 5 (the daemon's freshness evaluation; the UI shows the state).
+BRONZE_FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(minutes=5), warn_window=timedelta(minutes=2)
+)
 
 _DUCKDB_TYPES_TO_DISPLAY = {
     "VARCHAR": "string",
@@ -144,6 +150,7 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
                     "dagster/column_schema": PLAYS_SCHEMA,
                     "dagster/table_name": "bronze.plays",
                 },
+                freshness_policy=BRONZE_FRESHNESS,
             ),
             dg.AssetSpec(
                 BRONZE_QUARANTINE,
@@ -157,6 +164,7 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
                     "dagster/column_schema": QUARANTINE_SCHEMA,
                     "dagster/table_name": "bronze.quarantine",
                 },
+                freshness_policy=BRONZE_FRESHNESS,
             ),
         ],
         check_specs=[

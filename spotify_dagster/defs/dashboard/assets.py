@@ -3,7 +3,7 @@
 import os
 import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -71,6 +71,10 @@ def build_dashboard_asset(
         # Eager: once any Gold input was updated since the page was (on the lake, its own
         # sensor evaluates this; on a DuckDB file it runs inside the ingest run instead).
         automation_condition=dg.AutomationCondition.eager() if env.on_lake else None,
+        # As fresh as the marts it draws (dbt_project.yml: warn 5 min, fail 15).
+        freshness_policy=dg.FreshnessPolicy.time_window(
+            fail_window=timedelta(minutes=15), warn_window=timedelta(minutes=5)
+        ),
         owners=OWNERS,
         description="A self-contained HTML page (inline SVG charts, no scripts, opens "
         "offline) with headline numbers, plays and listeners over time, top artists, "

@@ -7,6 +7,9 @@ instance), and the completeness audit reports any offset that never arrived.
 """
 
 import hashlib
+import json
+import threading
+from typing import Any
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
@@ -29,6 +32,22 @@ IN_FLIGHT = [
 # loading Bronze (or queued) behind it. More would only wait for dbt's pool (or for the
 # DuckDB file's queue slot), each paying a dbt build for a few objects.
 MAX_IN_FLIGHT = 2
+
+
+# One boto3 client per resource configuration for the life of the code server: building one
+# (session, endpoint resolution, credential chain) cost more than listing 10 new objects,
+# and the sensor ticks every few seconds (issue #12). boto3 clients are thread-safe.
+_CLIENTS: dict[str, Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def tick_client(s3: S3Resource) -> Any:
+    """The S3 client of this resource configuration, built on first use."""
+    key = json.dumps(s3.model_dump(), sort_keys=True, default=str)
+    with _CLIENTS_LOCK:
+        if key not in _CLIENTS:
+            _CLIENTS[key] = s3.get_client()
+        return _CLIENTS[key]
 
 
 def run_config_for(keys: list[str]) -> dict:
@@ -67,7 +86,7 @@ def build_landing_sensor(env: Environment) -> dg.SensorDefinition:
             return dg.SensorResult(
                 skip_reason=f"{in_flight} ingest runs in flight; new objects wait"
             )
-        client = s3.get_client()
+        client = tick_client(s3)
         cursor = LandingCursor.load(context.cursor)
         roots = (env.landing_root, env.quarantine_root)
         found = [discover(client, env.s3_bucket, root) for root in roots]
