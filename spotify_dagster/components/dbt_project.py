@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -76,8 +76,14 @@ class SpotifyDbtComponent(DbtProjectComponent):
             target=env.dbt_target,
             dbt_executable=dbt_executable(),
         )
-        events = list(cli.cli(args, context=context).stream())
-        yield from with_row_counts(context, events, env)
+        events = cli.cli(args, context=context).stream()
+        if env.warehouse == "duckdb":
+            # dbt holds the DuckDB file's one write lock while it runs: count after it ends.
+            yield from with_row_counts(context, list(events), env)
+        else:
+            # Each model's output and the dbt tests on it reach Dagster as dbt finishes them,
+            # so a check ends with its asset, not with the whole build.
+            yield from streamed_with_row_counts(context, events, env)
 
 
 def freshness_policy(props: Mapping[str, Any]) -> dg.FreshnessPolicy | None:
@@ -103,6 +109,28 @@ def pinned_bronze_vars(context: dg.AssetExecutionContext, env: Environment) -> l
         snapshot = current_snapshot(conn)
     context.log.info("dbt reads Bronze at lake snapshot %d", snapshot)
     return ["--vars", json.dumps({"bronze_snapshot": snapshot})]
+
+
+def streamed_with_row_counts(
+    context: dg.AssetExecutionContext, events: Iterable[Any], env: Environment
+) -> Iterator[Any]:
+    """dbt's events as they come; on the lake each model's output carries its row count,
+    read on one reader connection held for the build (a reader never waits for dbt)."""
+    if not env.on_lake:  # Snowflake: no row counts (its warehouse resource has none)
+        yield from events
+        return
+    from spotify_dagster.defs.bronze.warehouse import row_counts
+
+    with lake_connection(env.lake) as conn:
+        for event in events:
+            if isinstance(event, dg.Output):
+                table = ".".join(context.asset_key_for_output(event.output_name).path)
+                counts = row_counts(conn, [table])
+                if table in counts:
+                    event = event.with_metadata(
+                        {**event.metadata, "dagster/row_count": counts[table]}
+                    )
+            yield event
 
 
 def with_row_counts(

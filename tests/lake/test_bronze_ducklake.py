@@ -246,3 +246,70 @@ def test_a_load_committed_mid_build_waits_for_the_next_build_when_bronze_is_pinn
     with lake_connection(lake) as conn:
         gold = sorted(r[0] for r in conn.execute("select event_id from gold.fct_plays").fetchall())
     assert gold == sorted(first_ids + later_ids)
+
+
+def test_ingest_run_on_the_lake_streams_dbt_results_as_models_finish(
+    lake: LakeConfig, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ingest job in-process on the lake: Gold holds the produced ids, every check
+    passes, each model carries its row count, and dbt's results reach Dagster while dbt
+    runs (a check ends with its asset), not all at once after the build."""
+    import dagster as dg
+
+    from spotify_dagster.definitions import defs
+    from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
+    from spotify_dagster.defs.landing.sensor import run_config_for
+
+    for name, value in {
+        **lake.dbt_env(),
+        "WAREHOUSE": "local",
+        "S3_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test-secret",
+        "AWS_REGION": "us-east-1",
+        "LANDING_PREFIX": "raw",
+        "QUARANTINE_PREFIX": "quarantine",
+    }.items():
+        monkeypatch.setenv(name, value)
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    bucket = lake.data_path.split("/")[2]
+    produced: list[str] = []
+    keys = _land(client, bucket, 3, produced)
+    job = defs().resolve_job_def(INGEST_JOB_NAME)
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(
+            run_config=run_config_for(keys), instance=instance, raise_on_error=False
+        )
+        logged = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        # dagster-dbt logs this line when the dbt process has exited.
+        finished = [
+            e.timestamp
+            for e in instance.all_logs(result.run_id)
+            if e.step_key == "dbt_spotify_models" and "Finished dbt command" in e.user_message
+        ]
+        dbt_checks = [
+            e.timestamp
+            for e in instance.all_logs(
+                result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            )
+            if e.step_key == "dbt_spotify_models"
+        ]
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert checks and all(c.passed for c in checks), [c.check_name for c in checks if not c.passed]
+    dbt_mats = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path[0] in ("silver", "gold") and e.step_key == "dbt_spotify_models"
+    ]
+    rows = {tuple(e.asset_key.path): e.materialization.metadata for e in dbt_mats}
+    assert rows[("gold", "fct_plays")]["dagster/row_count"].value == len(produced)
+    # Streamed: models and their tests reach Dagster while dbt still runs (buffered, every
+    # one of them is logged after the dbt process has exited).
+    stamps = sorted(e.timestamp for e in logged if e.step_key == "dbt_spotify_models")
+    assert len(stamps) == len(dbt_mats) and len(finished) == 1 and dbt_checks
+    assert stamps[0] < finished[0], "the first model was logged after dbt exited"
+    assert min(dbt_checks) < finished[0], "the first dbt test was logged after dbt exited"
+    with lake_connection(lake) as conn:
+        gold = sorted(r[0] for r in conn.execute("select event_id from gold.fct_plays").fetchall())
+    assert gold == sorted(produced)

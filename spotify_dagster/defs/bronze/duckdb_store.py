@@ -20,7 +20,6 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -497,10 +496,3 @@ def checked(table: str) -> str:
     if not _TABLE_NAME.match(table):
         raise ValueError(f"not a schema.table name: {table!r}")
     return table
-
-
-def newest_event_ts(conn: Any, table: str) -> datetime | None:
-    try:
-        return conn.execute(f"select max(event_ts) from {checked(table)}").fetchone()[0]
-    except duckdb.CatalogException:
-        return None

@@ -41,7 +41,6 @@ import re
 import shutil
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -681,19 +680,6 @@ def _table(table: str) -> str:
     return table
 
 
-def newest_event_ts(
-    cur: Any, table: str, missing_errors: tuple[type[BaseException], ...]
-) -> datetime | None:
-    try:
-        cur.execute(f"select max(event_ts) from {_table(table)}")
-    except missing_errors:
-        return None
-    newest = cur.fetchone()[0]
-    if isinstance(newest, datetime) and newest.tzinfo is None:
-        newest = newest.replace(tzinfo=UTC)  # TIMESTAMP_NTZ: the project stores UTC
-    return newest
-
-
 def _chunks_by_size(lines: list[str], max_bytes: int, max_rows: int) -> Iterator[list[str]]:
     chunk: list[str] = []
     size = 0
@@ -759,12 +745,6 @@ class SnowflakeBronzeStore:
     def reconcile(self) -> Reconciliation:
         with self._cursor() as cur:
             return reconcile(cur)
-
-    def newest_event_ts(self, table: str) -> datetime | None:
-        import snowflake.connector.errors as sf_errors
-
-        with self._cursor() as cur:
-            return newest_event_ts(cur, table, (sf_errors.ProgrammingError,))
 
 
 @functools.cache

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
 from typing import Any, Protocol
 
 import dagster as dg
@@ -51,10 +50,6 @@ class BronzeStore(Protocol):
 
     def reconcile(self) -> Reconciliation:
         """Lines written by the consumer against rows loaded."""
-        ...
-
-    def newest_event_ts(self, table: str) -> datetime | None:
-        """The newest ``event_ts`` in ``table`` (a fixed, validated name), None if empty."""
         ...
 
 
@@ -120,10 +115,6 @@ class DuckDBBronzeStore:
     def reconcile(self) -> Reconciliation:
         with self._connect() as conn:
             return bronze_duckdb.reconcile(conn)
-
-    def newest_event_ts(self, table: str) -> datetime | None:
-        with self._connect() as conn:
-            return bronze_duckdb.newest_event_ts(conn, table)
 
     def audit(
         self,
