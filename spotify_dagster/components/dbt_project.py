@@ -66,24 +66,27 @@ class SpotifyDbtComponent(DbtProjectComponent):
     def execute(self, context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
         env = Environment.from_env()
         os.environ.update(dbt_environment(env))  # the dbt subprocess reads its profile here
-        args = self.get_cli_args(context)
-        if env.on_lake:
-            install_extensions()  # the profile loads them by name: install from the wheels
-            args += pinned_bronze_vars(context, env)
         cli = DbtCliResource(
             project_dir=dbt.project_dir,
             profiles_dir=dbt.profiles_dir,
             target=env.dbt_target,
             dbt_executable=dbt_executable(),
         )
-        events = cli.cli(args, context=context).stream()
+        args = self.get_cli_args(context)
         if env.warehouse == "duckdb":
             # dbt holds the DuckDB file's one write lock while it runs: count after it ends.
-            yield from with_row_counts(context, list(events), env)
+            yield from with_row_counts(context, list(cli.cli(args, context=context).stream()), env)
+        elif env.on_lake:
+            install_extensions()  # the profile loads them by name: install from the wheels
+            # One reader connection for the step: the snapshot the build is pinned to, then
+            # each model's row count as dbt finishes it (a reader never waits for dbt).
+            with lake_connection(env.lake) as conn:
+                args += pinned_bronze_vars(context, conn)
+                events = cli.cli(args, context=context).stream()
+                yield from streamed_with_row_counts(context, events, conn)
         else:
-            # Each model's output and the dbt tests on it reach Dagster as dbt finishes them,
-            # so a check ends with its asset, not with the whole build.
-            yield from streamed_with_row_counts(context, events, env)
+            # Snowflake: dbt's results as they come (its warehouse resource counts no rows).
+            yield from cli.cli(args, context=context).stream()
 
 
 def freshness_policy(props: Mapping[str, Any]) -> dg.FreshnessPolicy | None:
@@ -99,38 +102,31 @@ def freshness_policy(props: Mapping[str, Any]) -> dg.FreshnessPolicy | None:
     )
 
 
-def pinned_bronze_vars(context: dg.AssetExecutionContext, env: Environment) -> list[str]:
+def pinned_bronze_vars(context: dg.AssetExecutionContext, conn: Any) -> list[str]:
     """``--vars`` pinning the build's reads of Bronze to the lake's current snapshot.
 
     Bronze loads commit while dbt builds (they are not in dbt's pool); one snapshot for the
     whole build keeps Silver and its rejects splitting the same Bronze (macro
     bronze_at_snapshot). Rows committed after it wait for the next build."""
-    with lake_connection(env.lake) as conn:
-        snapshot = current_snapshot(conn)
+    snapshot = current_snapshot(conn)
     context.log.info("dbt reads Bronze at lake snapshot %d", snapshot)
     return ["--vars", json.dumps({"bronze_snapshot": snapshot})]
 
 
 def streamed_with_row_counts(
-    context: dg.AssetExecutionContext, events: Iterable[Any], env: Environment
+    context: dg.AssetExecutionContext, events: Iterable[Any], conn: Any
 ) -> Iterator[Any]:
-    """dbt's events as they come; on the lake each model's output carries its row count,
-    read on one reader connection held for the build (a reader never waits for dbt)."""
-    if not env.on_lake:  # Snowflake: no row counts (its warehouse resource has none)
-        yield from events
-        return
+    """dbt's events as they come (a check ends with its asset, not with the whole build),
+    each model's output carrying its row count read on the lake connection ``conn``."""
     from spotify_dagster.defs.bronze.warehouse import row_counts
 
-    with lake_connection(env.lake) as conn:
-        for event in events:
-            if isinstance(event, dg.Output):
-                table = ".".join(context.asset_key_for_output(event.output_name).path)
-                counts = row_counts(conn, [table])
-                if table in counts:
-                    event = event.with_metadata(
-                        {**event.metadata, "dagster/row_count": counts[table]}
-                    )
-            yield event
+    for event in events:
+        if isinstance(event, dg.Output):
+            table = ".".join(context.asset_key_for_output(event.output_name).path)
+            counts = row_counts(conn, [table])
+            if table in counts:
+                event = event.with_metadata({**event.metadata, "dagster/row_count": counts[table]})
+        yield event
 
 
 def with_row_counts(

@@ -179,13 +179,14 @@ def test_make_dev_ctrl_c_twice_mid_stream(tmp_path: Path, report: dict[str, Any]
         audit = subprocess.run(
             [sys.executable, "-m", "spotify_local", "audit", "--workdir", str(workdir)],
             cwd=REPO_ROOT,
-            # The stack ran with WAREHOUSE=duckdb; the audit of a stopped stack reads the
-            # warehouse the environment names, as a user's shell would.
-            env={**os.environ, "WAREHOUSE": "duckdb"},
+            # The stack ran with WAREHOUSE=duckdb; a user's new shell does not say so again:
+            # the audit of a stopped stack reads the warehouse it last ran on.
+            env={k: v for k, v in os.environ.items() if k != "WAREHOUSE"},
             capture_output=True,
             text=True,
             timeout=120,
         )
+        assert audit.stdout.strip(), f"audit exit {audit.returncode}: {audit.stderr[-3000:]}"
         audit_json = json.loads(audit.stdout.strip().splitlines()[-1])
         gold = gold_ids(workdir / "warehouse.duckdb")
         in_kafka = Counter(kafka_ids)
