@@ -180,8 +180,10 @@ def test_make_dev_ctrl_c_twice_mid_stream(tmp_path: Path, report: dict[str, Any]
             [sys.executable, "-m", "spotify_local", "audit", "--workdir", str(workdir)],
             cwd=REPO_ROOT,
             # The stack ran with WAREHOUSE=duckdb; a user's new shell does not say so again:
-            # the audit of a stopped stack reads the warehouse it last ran on.
-            env={k: v for k, v in os.environ.items() if k != "WAREHOUSE"},
+            # the audit of a stopped stack reads the warehouse it last ran on. Nor does it
+            # carry the DUCKDB_PATH that in-process tests leave in this process's environment
+            # (the launchers above drop it too).
+            env={k: v for k, v in os.environ.items() if k not in ("WAREHOUSE", "DUCKDB_PATH")},
             capture_output=True,
             text=True,
             timeout=120,
