@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -76,6 +77,15 @@ def _proc_cpu(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def _proc_command(pid: int) -> str:
+    """The process's argv joined by NULs, "" if gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 class TreeCpu:
     """Samples the CPU of every descendant process (services, runs, dbt) every ``interval``.
 
@@ -86,6 +96,7 @@ class TreeCpu:
     def __init__(self, interval: float = 0.5) -> None:
         self.interval = interval
         self.seen: dict[int, float] = {}
+        self.commands: dict[int, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._root = os.getpid()
@@ -105,6 +116,8 @@ class TreeCpu:
                 p, hops = parents.get(p, 0), hops + 1
             if p == self._root and pid != self._root:
                 self.seen[pid] = max(self.seen.get(pid, 0.0), cpu[pid])
+                if pid not in self.commands:
+                    self.commands[pid] = _proc_command(pid)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -130,6 +143,15 @@ class TreeCpu:
         """CPU seconds of this process and all descendants during the block."""
         kids = sum(v - self._base.get(pid, 0.0) for pid, v in self.seen.items())
         return self.own + kids
+
+    def of(self, program: str) -> float:
+        """CPU seconds of the descendants running ``program`` (argv[0], or argv[1] for a
+        script started through its interpreter: ``python .venv/bin/dbt build``)."""
+        return sum(
+            v - self._base.get(pid, 0.0)
+            for pid, v in self.seen.items()
+            if program in [Path(a).name for a in self.commands.get(pid, "").split("\0")[:2]]
+        )
 
 
 def repeat(n: int, fn: Callable[[int], float]) -> list[float]:

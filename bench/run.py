@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("stage freshness")
         if fresh is None:
             fresh = pool.submit(freshness.run, args.fresh_seconds, args.fresh_warmup, 200.0, 5)
-        row, fcpu = fresh.result()
-        rows.append(row)
+        got, fcpu = fresh.result()
+        rows.extend(got)
         meta["freshness_cpu"] = fcpu
         if args.burst_events:
             log.info("stage end-to-end burst of %d events", args.burst_events)

@@ -44,6 +44,9 @@ class Environment:
     landing_root: str
     quarantine_root: str
     sensor_interval_s: int
+    # How often the automation sensors look for Bronze changes to build (docs/decisions/0014).
+    hot_path_interval_s: int
+    marts_interval_s: int
     max_objects_per_run: int
     quarantine_rate_warn: float
     dashboard_path: Path
@@ -75,6 +78,8 @@ class Environment:
             landing_root=_root(stream.landing_prefix),
             quarantine_root=_root(stream.quarantine_prefix),
             sensor_interval_s=int(os.getenv("SENSOR_INTERVAL_S", "10")),
+            hot_path_interval_s=int(os.getenv("HOT_PATH_INTERVAL_S", "5")),
+            marts_interval_s=int(os.getenv("MARTS_INTERVAL_S", "30")),
             max_objects_per_run=int(os.getenv("SENSOR_MAX_OBJECTS_PER_RUN", "500")),
             quarantine_rate_warn=float(os.getenv("QUARANTINE_RATE_WARN", "0.01")),
             # The Gold dashboard's HTML file; by default beside the warehouse file.

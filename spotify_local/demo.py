@@ -71,6 +71,7 @@ def run_demo(
             instance = dg.DagsterInstance.from_config(stack.env["DAGSTER_HOME"])
             _wait_loaded(instance, landed, started + timeout_s)
             runs = progress.run_statuses(instance)
+            builds = progress.build_run_statuses(instance)
             freshness = _wait_fresh(instance, min(started + timeout_s, time.monotonic() + 60))
         # The consumer has committed and no run is in flight: audit it all, and count every
         # stage (the lake's catalog is one of the stack's services).
@@ -83,6 +84,7 @@ def run_demo(
     }
     summary.update(counts)
     summary["ingest_runs"] = runs
+    summary["dbt_runs"] = builds
     summary["freshness"] = freshness
     summary["audit"] = {k: v for k, v in report.as_json().items() if k != "by_partition"}
     summary["seconds"] = round(time.monotonic() - started, 1)
@@ -100,7 +102,8 @@ def _wait_landed(counter: progress.LandedCounter, produced: int, deadline: float
 
 
 def _wait_loaded(instance: dg.DagsterInstance, landed: int, deadline: float) -> None:
-    """Until Bronze holds every landed event and no ingest run is queued or running.
+    """Until Bronze holds every landed event, Silver and Gold were built from it, and no
+    run is queued or running.
 
     Says where things stand every ``PROGRESS_EVERY_S``: the first run waits for the
     sensor's tick and pays dbt's start-up, so a minute can pass with nothing to show.
@@ -108,19 +111,28 @@ def _wait_loaded(instance: dg.DagsterInstance, landed: int, deadline: float) -> 
     last_report = time.monotonic()
     while time.monotonic() < deadline:
         bronze = progress.bronze_row_count(instance)
-        if bronze >= landed and progress.runs_in_flight(instance) == 0:
-            log.info("bronze has %d rows; ingest runs: %s", bronze, progress.run_statuses(instance))
+        in_flight = progress.runs_in_flight(instance)
+        late = progress.behind(instance) if bronze >= landed and not in_flight else None
+        if late == []:
+            log.info(
+                "bronze has %d rows, Silver and Gold built from it; ingest runs %s, dbt runs %s",
+                bronze,
+                progress.run_statuses(instance),
+                progress.build_run_statuses(instance),
+            )
             return
         if time.monotonic() - last_report >= PROGRESS_EVERY_S:
             last_report = time.monotonic()
             log.info(
-                "waiting for the ingest runs: bronze %d of %d rows; runs %s",
+                "waiting: bronze %d of %d rows; ingest runs %s; dbt runs %s%s",
                 bronze,
                 landed,
                 progress.run_statuses(instance) or "none requested yet",
+                progress.build_run_statuses(instance) or "none yet",
+                f"; not yet built from the latest input: {', '.join(late)}" if late else "",
             )
         time.sleep(1)
-    log.error("timed out waiting for the ingest runs; see the logs under .local/demo/logs")
+    log.error("timed out waiting for the pipeline; see the logs under .local/demo/logs")
 
 
 def _wait_fresh(instance: dg.DagsterInstance, deadline: float) -> dict[str, str]:

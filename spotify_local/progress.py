@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import dagster as dg
 
-from spotify_dagster.defs.bronze.assets import BRONZE_PLAYS
+from spotify_dagster.defs.bronze.assets import BRONZE_PLAYS, BRONZE_QUARANTINE
 from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
 from spotify_dagster.defs.landing.listing import list_all_objects
 
@@ -49,12 +49,82 @@ def bronze_row_count(instance: dg.DagsterInstance) -> int:
     return int(cast(int, value.value)) if value is not None else 0
 
 
+# The hot path's tables and the marts built from them, in two automation lanes
+# (spotify_dagster/defs/transform/automation.py).
+HOT_PATH = tuple(
+    dg.AssetKey(k)
+    for k in (
+        ["silver", "int_plays__deduplicated"],
+        ["silver", "int_plays__rejected"],
+        ["gold", "fct_plays"],
+    )
+)
+MARTS = tuple(
+    dg.AssetKey(["gold", name])
+    for name in (
+        "fct_daily_listeners",
+        "fct_quarantine_daily",
+        "dim_tracks",
+        "dim_artists",
+        "dim_devices",
+        "dim_regions",
+        "rpt_top_artists",
+        "rpt_plays_by_region",
+        "rpt_device_usage",
+        "rpt_track_trends_hourly",
+    )
+)
+
+
 def runs_in_flight(instance: dg.DagsterInstance) -> int:
-    return instance.get_runs_count(dg.RunsFilter(job_name=INGEST_JOB_NAME, statuses=IN_FLIGHT))
+    """Runs of any job queued or running: Bronze loads, dbt builds, upkeep."""
+    return instance.get_runs_count(dg.RunsFilter(statuses=IN_FLIGHT))
 
 
-def run_statuses(instance: dg.DagsterInstance) -> dict[str, int]:
+def run_statuses(instance: dg.DagsterInstance, job_name: str = INGEST_JOB_NAME) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for run in instance.get_runs(dg.RunsFilter(job_name=INGEST_JOB_NAME)):
+    for run in instance.get_runs(dg.RunsFilter(job_name=job_name)):
         counts[run.status.value] = counts.get(run.status.value, 0) + 1
     return counts
+
+
+def build_run_statuses(instance: dg.DagsterInstance) -> dict[str, dict[str, int]]:
+    """Status counts of the automation's dbt runs, per lane (tag ``spotify/lane``)."""
+    out: dict[str, dict[str, int]] = {}
+    for run in instance.get_runs(dg.RunsFilter(tags={"spotify/lane": ["hot", "marts"]})):
+        lane = out.setdefault(run.tags["spotify/lane"], {})
+        lane[run.status.value] = lane.get(run.status.value, 0) + 1
+    return out
+
+
+def behind(instance: dg.DagsterInstance) -> list[str]:
+    """Silver and Gold tables that may not yet hold everything Bronze holds.
+
+    A table is caught up when its last materialization came from a run that started
+    after the last write of what it is built from (Bronze for the hot path, the hot path
+    for the marts): a dbt build reads its inputs after its run starts. Conservative: a
+    run that started just before the last Bronze load may already hold it; the next run
+    the automation requests (it does, its input changed) settles the question.
+    """
+    bronze = _last_written(instance, (BRONZE_PLAYS, BRONZE_QUARANTINE))
+    late = [k for k in HOT_PATH if not _built_after(instance, k, bronze)]
+    hot = _last_written(instance, HOT_PATH)
+    late += [k for k in MARTS if not _built_after(instance, k, hot)]
+    return ["/".join(k.path) for k in late]
+
+
+def _last_written(instance: dg.DagsterInstance, keys: tuple[dg.AssetKey, ...]) -> float:
+    stamps = [
+        event.timestamp
+        for key in keys
+        if (event := instance.get_latest_materialization_event(key)) is not None
+    ]
+    return max(stamps, default=0.0)
+
+
+def _built_after(instance: dg.DagsterInstance, key: dg.AssetKey, since: float) -> bool:
+    event = instance.get_latest_materialization_event(key)
+    if event is None:
+        return False
+    record = instance.get_run_record_by_id(event.run_id)
+    return bool(record and record.start_time and record.start_time > since)

@@ -222,6 +222,9 @@ class InterruptedRun:
     job_name: str
     run_config: dict[str, Any]
     tags: dict[str, str]
+    # The assets a run of the automation's implicit job (``__ASSET_JOB``) was building;
+    # resubmitted without them it would build every asset.
+    asset_selection: list[list[str]] | None = None
 
 
 INTERRUPTED_FILE = "interrupted_runs.json"
@@ -286,6 +289,7 @@ def cancel_interrupted_runs(dagster_home: Path) -> list[InterruptedRun]:
             run.job_name,
             dict(run.run_config),
             {k: v for k, v in run.tags.items() if not k.startswith("dagster/")},
+            sorted(list(k.path) for k in run.asset_selection) if run.asset_selection else None,
         )
         for run in runs
     ]
@@ -303,6 +307,7 @@ def resubmit(runs: list[InterruptedRun], host: str, port: int) -> None:
             run.job_name,
             run_config=run.run_config,
             tags={**run.tags, "spotify/resumes": run.run_id},
+            asset_selection=run.asset_selection,
         )
         log.info("interrupted run %s submitted again as %s", run.run_id, new_id)
 

@@ -1,8 +1,8 @@
 -- fct_daily_listeners must account for every play in fct_plays.
 -- Returns a row (a failure) when the totals differ.
 
--- Attached to fct_plays so Dagster shows it as an asset check of that asset.
-{{ config(meta={'dagster': {'ref': {'name': 'fct_plays'}}}) }}
+-- A check of fct_daily_listeners (the marts lane builds it after fct_plays: docs/decisions/0014).
+{{ config(meta={'dagster': {'ref': {'name': 'fct_daily_listeners'}}}) }}
 
 with
 

@@ -20,6 +20,7 @@ from typing import Any, cast
 import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject, DbtProjectComponent
 
+from spotify_dagster.automation import hot_path_condition, in_hot_path, marts_condition
 from spotify_dagster.components.dbt_cli import dbt_environment, dbt_executable
 from spotify_dagster.environment import Environment
 from spotify_dagster.lake import current_snapshot, install_extensions, lake_connection
@@ -39,14 +40,17 @@ class SpotifyDbtComponent(DbtProjectComponent):
         if props["resource_type"] == "source":
             return spec.replace_attributes(key=dg.AssetKey([props["source_name"], props["name"]]))
         schema = props["config"].get("schema") or props["schema"]
+        key = dg.AssetKey([schema, props["name"]])
         return spec.replace_attributes(
-            key=dg.AssetKey([schema, props["name"]]),
+            key=key,
             group_name=schema,
             owners=OWNERS,
             # dbt's own description only: dagster-dbt appends the raw SQL, which the
             # catalog list then shows in place of a sentence.
             description=props.get("description") or f"dbt model {props['name']}.",
             freshness_policy=freshness_policy(props),
+            # Built in one of two lanes by the automation sensors (transform/automation.py).
+            automation_condition=hot_path_condition() if in_hot_path(key) else marts_condition(),
         )
 
     def build_defs_from_state(

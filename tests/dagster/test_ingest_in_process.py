@@ -11,6 +11,7 @@ from dagster_aws.s3 import S3Resource
 from spotify_dagster.definitions import defs
 from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
 from spotify_dagster.defs.landing.sensor import SENSOR_NAME, run_config_for
+from spotify_dagster.testing import PipelineResult, ingest_and_build
 from streaming.keys import object_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -21,11 +22,11 @@ def scalar(path, sql: str) -> int:
         return int(conn.execute(sql).fetchone()[0])
 
 
-def ingest(definitions: dg.Definitions, keys: list[str], instance: dg.DagsterInstance):
-    job = definitions.resolve_job_def(INGEST_JOB_NAME)
-    return job.execute_in_process(
-        run_config=run_config_for(keys), instance=instance, raise_on_error=False
-    )
+def ingest(
+    definitions: dg.Definitions, keys: list[str], instance: dg.DagsterInstance
+) -> PipelineResult:
+    """The Bronze load of ``keys``, then the dbt builds the automation requests after it."""
+    return ingest_and_build(definitions, instance, run_config_for(keys))
 
 
 def requested_keys(result: dg.SensorResult) -> list[str]:

@@ -74,11 +74,11 @@ def test_missing_gold_tables_fail_the_run(tmp_path: Path, monkeypatch: pytest.Mo
     assert not env.dashboard_path.exists()
 
 
-def test_dashboard_runs_in_the_ingest_job_after_dbt(
+def test_dashboard_is_rebuilt_after_the_marts_by_their_automation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     from spotify_dagster.definitions import defs
-    from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
+    from spotify_dagster.defs.transform.automation import MARTS_SENSOR, TRANSFORM_JOB_NAME
 
     monkeypatch.setenv("DUCKDB_PATH", str(build_gold_warehouse(tmp_path / "w.duckdb")))
     d = defs()
@@ -86,7 +86,10 @@ def test_dashboard_runs_in_the_ingest_job_after_dbt(
     node = graph.get(PLAYS_DASHBOARD)
     assert node.group_name == "gold"
     assert {dg.AssetKey(["gold", m]) for m in GOLD_MODELS} <= node.parent_keys
-    job = d.resolve_job_def(INGEST_JOB_NAME)
+    assert node.automation_condition is not None
+    marts = d.resolve_sensor_def(MARTS_SENSOR)
+    assert PLAYS_DASHBOARD in marts.asset_selection.resolve(graph)
+    job = d.resolve_job_def(TRANSFORM_JOB_NAME)
     op = build_dashboard_asset(Environment.from_env()).op.name
     upstream = job.graph.dependency_structure.all_upstream_outputs_from_node(op)
     assert {o.node_name for o in upstream} == {"dbt_spotify_models"}

@@ -257,8 +257,8 @@ def test_ingest_run_on_the_lake_streams_dbt_results_as_models_finish(
     import dagster as dg
 
     from spotify_dagster.definitions import defs
-    from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
     from spotify_dagster.defs.landing.sensor import run_config_for
+    from spotify_dagster.testing import ingest_and_build
 
     for name, value in {
         **lake.dbt_env(),
@@ -275,22 +275,21 @@ def test_ingest_run_on_the_lake_streams_dbt_results_as_models_finish(
     bucket = lake.data_path.split("/")[2]
     produced: list[str] = []
     keys = _land(client, bucket, 3, produced)
-    job = defs().resolve_job_def(INGEST_JOB_NAME)
     with dg.instance_for_test() as instance:
-        result = job.execute_in_process(
-            run_config=run_config_for(keys), instance=instance, raise_on_error=False
-        )
-        logged = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        # The Bronze load, then the one dbt run the automation requests after it.
+        result = ingest_and_build(defs(), instance, run_config_for(keys))
+        [build] = result.builds
+        logged = instance.all_logs(build.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
         # dagster-dbt logs this line when the dbt process has exited.
         finished = [
             e.timestamp
-            for e in instance.all_logs(result.run_id)
+            for e in instance.all_logs(build.run_id)
             if e.step_key == "dbt_spotify_models" and "Finished dbt command" in e.user_message
         ]
         dbt_checks = [
             e.timestamp
             for e in instance.all_logs(
-                result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+                build.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
             )
             if e.step_key == "dbt_spotify_models"
         ]

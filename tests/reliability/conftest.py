@@ -28,8 +28,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from spotify_dagster.definitions import defs
-from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
 from spotify_dagster.defs.landing.sensor import SENSOR_NAME
+from spotify_dagster.testing import ingest_and_build
 from streaming.settings import Settings
 from streaming.simulator import Simulator
 
@@ -215,12 +215,12 @@ class Warehouse:
     def execute(self, request: dg.RunRequest) -> Any:
         """Execute a requested run in-process, recorded in the instance with its tags."""
         self.done_run_keys.add(request.run_key)
-        job = self.defs.resolve_job_def(INGEST_JOB_NAME)
-        result = job.execute_in_process(
-            run_config=request.run_config,
-            instance=self.instance,
+        # The Bronze load, then the dbt builds the automation requests after it.
+        result = ingest_and_build(
+            self.defs,
+            self.instance,
+            request.run_config,
             tags={**request.tags, "dagster/run_key": request.run_key},
-            raise_on_error=False,
         )
         self.results.append(result)
         return result

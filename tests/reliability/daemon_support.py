@@ -34,7 +34,9 @@ from dagster._core.scheduler.instigation import TickStatus
 from spotify_dagster.defs.bronze.audit import AuditReport
 from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
 from spotify_dagster.defs.landing.sensor import SENSOR_NAME
+from spotify_dagster.defs.transform.automation import LANE_TAG
 from spotify_local.audit import audit_stack
+from spotify_local.progress import behind
 from spotify_local.stack import (
     DAGSTER_YAML,
     PARTITIONS,
@@ -58,6 +60,9 @@ STACK_ENV = {
     "BATCH_MAX_EVENTS": "250",
     "BATCH_MAX_AGE_S": "1.0",
     "KAFKA_SESSION_TIMEOUT_MS": "1500",
+    # dbt runs follow Bronze loads within seconds in both automation lanes.
+    "HOT_PATH_INTERVAL_S": "2",
+    "MARTS_INTERVAL_S": "5",
 }
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -218,6 +223,10 @@ class DaemonStack:
 
     # -- the instance -------------------------------------------------------------------------
     def runs(self, statuses: list[dg.DagsterRunStatus] | None = None) -> list[dg.DagsterRun]:
+        """Runs of every job: Bronze loads (the sensor's) and dbt builds (the automation's)."""
+        return list(self.instance.get_runs(filters=dg.RunsFilter(statuses=statuses or [])))
+
+    def ingest_runs(self, statuses: list[dg.DagsterRunStatus] | None = None) -> list[dg.DagsterRun]:
         return list(
             self.instance.get_runs(
                 filters=dg.RunsFilter(job_name=INGEST_JOB_NAME, statuses=statuses or [])
@@ -228,7 +237,10 @@ class DaemonStack:
         return self.runs(IN_FLIGHT)
 
     def status_counts(self) -> dict[str, int]:
-        return dict(Counter(r.status.value for r in self.runs()))
+        """``{"ingest_plays SUCCESS": n, "hot SUCCESS": m, ...}`` (dbt runs by their lane)."""
+        return dict(
+            Counter(f"{r.tags.get(LANE_TAG, r.job_name)} {r.status.value}" for r in self.runs())
+        )
 
     def sensor_ticks(self, limit: int = 20) -> list[Any]:
         for state in self.instance.all_instigator_state():
@@ -249,11 +261,16 @@ class DaemonStack:
         )
 
     def wait_settled(self, expected_offsets: int, timeout_s: float) -> float:
-        """Every produced offset committed, no run in flight, two idle sensor ticks after."""
+        """Every produced offset committed, no run in flight, Silver and Gold built from the
+        last Bronze load, two idle sensor ticks after."""
         quiet_since: list[float] = []
 
         def settled() -> bool:
-            if self.committed_total() < expected_offsets or self.in_flight():
+            if (
+                self.committed_total() < expected_offsets
+                or self.in_flight()
+                or behind(self.instance)
+            ):
                 quiet_since.clear()
                 return False
             if not quiet_since:
@@ -281,10 +298,10 @@ class DaemonStack:
         return self.runs([dg.DagsterRunStatus.FAILURE])
 
     def longest_run_s(self, exclude: frozenset[str] | set[str] = frozenset()) -> float:
-        """The longest start-to-end time of the finished ingest runs (a runtime-limit margin)."""
+        """The longest start-to-end time of the finished runs (a runtime-limit margin)."""
         spans = [
             r.end_time - r.start_time
-            for r in self.instance.get_run_records(dg.RunsFilter(job_name=INGEST_JOB_NAME))
+            for r in self.instance.get_run_records(dg.RunsFilter())
             if r.start_time and r.end_time and r.dagster_run.run_id not in exclude
         ]
         return round(max(spans, default=0.0), 1)

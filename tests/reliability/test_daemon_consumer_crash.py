@@ -106,11 +106,13 @@ def test_consumer_killed_between_write_and_commit_while_object_loads(
             def loading_it() -> bool:
                 return any(
                     uncommitted in run_keys(r)
-                    for r in ds.runs([dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.SUCCESS])
+                    for r in ds.ingest_runs(
+                        [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.SUCCESS]
+                    )
                 )
 
             waited = wait_for("a run loading the uncommitted object", loading_it, 150, 0.2)
-            [loader] = [r for r in ds.runs() if uncommitted in run_keys(r)]
+            [loader] = [r for r in ds.ingest_runs() if uncommitted in run_keys(r)]
             status_at_restart = ds.instance.get_run_by_id(loader.run_id).status.value
             ds.consumer.start()
             ds.produce(SECOND_EVENTS, seed=SEED + 1)

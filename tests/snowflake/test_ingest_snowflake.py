@@ -19,6 +19,7 @@ from spotify_dagster.defs.bronze.assets import BRONZE_PLAYS, BRONZE_QUARANTINE
 from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
 from spotify_dagster.defs.landing.sensor import run_config_for
 from spotify_dagster.environment import Environment
+from spotify_dagster.testing import ingest_and_build
 from streaming.batching import encode
 from streaming.keys import object_key
 from streaming.simulator import Simulator
@@ -78,9 +79,8 @@ def test_ingest_on_snowflake_loads_once_and_dbt_checks_pass(
     job = d.resolve_job_def(INGEST_JOB_NAME)
 
     with dg.instance_for_test() as instance:
-        first = job.execute_in_process(
-            run_config=run_config_for(keys), instance=instance, raise_on_error=False
-        )
+        # The Bronze load, then the dbt builds the automation requests after it.
+        first = ingest_and_build(d, instance, run_config_for(keys))
         # The rerun stops at Bronze: a second dbt build on fakesnow costs ~30 s and adds nothing.
         again = job.execute_in_process(
             run_config=run_config_for(keys),

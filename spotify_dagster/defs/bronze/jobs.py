@@ -1,11 +1,11 @@
-"""The ingest job: one Bronze load and the dbt build downstream of it, in one run."""
+"""The ingest job: one Bronze load per run; Silver and Gold follow by automation
+(``transform/automation.py``)."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from spotify_dagster.defs.bronze.assets import BRONZE_PLAYS, BRONZE_QUARANTINE
-from spotify_dagster.defs.dashboard.assets import PLAYS_DASHBOARD
 from spotify_dagster.environment import Environment
 
 INGEST_JOB_NAME = "ingest_plays"
@@ -21,19 +21,13 @@ def defs() -> dg.Definitions:
 
 
 def ingest_job_definitions(env: Environment) -> dg.Definitions:
-    selection: dg.AssetSelection = dg.AssetSelection.assets(
-        BRONZE_PLAYS, BRONZE_QUARANTINE
-    ).downstream()
-    if env.on_lake:
-        # On the lake the dashboard is built by its own runs, reading beside the pipeline.
-        selection = selection - dg.AssetSelection.assets(PLAYS_DASHBOARD)
     ingest = dg.define_asset_job(
         INGEST_JOB_NAME,
-        selection=selection,
-        description="Load the requested landed objects into Bronze, then build Silver and "
-        "Gold with dbt (models and tests).",
-        # The run queue limits this tag to one run at a time on a DuckDB file (one writer);
-        # on the lake (value `local`) runs go side by side and only dbt has a pool.
+        selection=dg.AssetSelection.assets(BRONZE_PLAYS, BRONZE_QUARANTINE),
+        description="Load the requested landed objects into Bronze (plays and quarantine). "
+        "Silver and Gold follow in runs of their own, requested by the automation sensors.",
+        # The run queue limits this tag to one run at a time on a DuckDB file (one writer;
+        # the dbt runs carry it too); on the lake (value `local`) runs go side by side.
         tags={WAREHOUSE_TAG: env.warehouse, "dagster/max_retries": str(MAX_RETRIES)},
         # One process per run, not per step: saves ~2 s of start-up per run.
         executor_def=dg.in_process_executor,

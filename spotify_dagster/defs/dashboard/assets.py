@@ -1,4 +1,4 @@
-"""The dashboard asset: Gold tables -> one self-contained HTML file, after every dbt build."""
+"""The dashboard asset: Gold tables -> one self-contained HTML file, after the marts."""
 
 import os
 import tempfile
@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import dagster as dg
 
+from spotify_dagster.automation import marts_condition
 from spotify_dagster.components.dbt_project import SpotifyDbtComponent
 from spotify_dagster.defs.bronze.warehouse import DuckDBWarehouse, DuckLakeWarehouse
 from spotify_dagster.defs.dashboard.model import Dashboard
@@ -18,8 +19,7 @@ from spotify_dagster.environment import Environment
 
 PLAYS_DASHBOARD = dg.AssetKey(["gold", "plays_dashboard"])
 OWNERS = ["team:analytics"]
-# The dbt models the page reads. As deps they put the dashboard downstream of Bronze, so
-# the ingest job (Bronze and everything downstream) rebuilds it after dbt in every run.
+# The dbt models the page reads: it is rebuilt after them, in the marts' runs.
 GOLD_MODELS = (
     "fct_plays",
     "fct_daily_listeners",
@@ -38,24 +38,8 @@ def defs(context: dg.ComponentLoadContext) -> dg.Definitions:
         return dg.Definitions()
     dbt = context.load_component("transform/dbt", SpotifyDbtComponent)
     inputs = [dbt.asset_key_for_model(name) for name in GOLD_MODELS]
-    asset = build_dashboard_asset(env, inputs)
-    if not env.on_lake:
-        return dg.Definitions(assets=[asset])  # built at the end of each ingest run
-    # On the lake the page is rebuilt by runs of its own once Gold changed, reading the
-    # last committed snapshot beside the pipeline (docs/decisions/0011).
-    refresh = dg.AutomationConditionSensorDefinition(
-        "dashboard_automation",
-        target=dg.AssetSelection.assets(PLAYS_DASHBOARD),
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=DASHBOARD_REFRESH_S,
-        description="Rebuilds the HTML dashboard after Gold changed, at most every "
-        f"{DASHBOARD_REFRESH_S} s.",
-    )
-    return dg.Definitions(assets=[asset], sensors=[refresh])
-
-
-# How often the dashboard's automation sensor looks at Gold (a page a minute old is fresh).
-DASHBOARD_REFRESH_S = 30
+    # Rebuilt by the marts' automation sensor once Gold changed (transform/automation.py).
+    return dg.Definitions(assets=[build_dashboard_asset(env, inputs)])
 
 
 def build_dashboard_asset(
@@ -68,9 +52,8 @@ def build_dashboard_asset(
         group_name="gold",
         deps=gold_inputs or [dg.AssetKey(["gold", name]) for name in GOLD_MODELS],
         kinds={"html", "duckdb"},
-        # Eager: once any Gold input was updated since the page was (on the lake, its own
-        # sensor evaluates this; on a DuckDB file it runs inside the ingest run instead).
-        automation_condition=dg.AutomationCondition.eager() if env.on_lake else None,
+        # Rebuilt with the marts, after them (the marts' sensor evaluates it).
+        automation_condition=marts_condition(),
         # As fresh as the marts it draws (dbt_project.yml: warn 5 min, fail 15).
         freshness_policy=dg.FreshnessPolicy.time_window(
             fail_window=timedelta(minutes=15), warn_window=timedelta(minutes=5)

@@ -28,9 +28,9 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
-# Ingest runs in flight before the sensor holds new objects back: one building dbt, one
-# loading Bronze (or queued) behind it. More would only wait for dbt's pool (or for the
-# DuckDB file's queue slot), each paying a dbt build for a few objects.
+# Ingest runs (Bronze loads) in flight before the sensor holds new objects back: one
+# loading, one queued behind it. More would only queue (a DuckDB file takes one writer),
+# each paying a run's launch for a few objects; held-back objects join one bigger run.
 MAX_IN_FLIGHT = 2
 
 
