@@ -84,7 +84,7 @@ def _visible_times(instance: dg.DagsterInstance) -> Visible:
 def _fct_plays_builds(instance: dg.DagsterInstance) -> list[tuple[float, float]]:
     """(run start, materialization time) of every fct_plays materialization."""
     out = []
-    for record in instance.fetch_materializations(FCT_PLAYS, limit=100_000).records:
+    for record in instance.fetch_materializations(FCT_PLAYS, limit=10_000).records:
         run = instance.get_run_record_by_id(record.run_id)
         if run is not None and run.start_time is not None:
             out.append((run.start_time, record.timestamp))

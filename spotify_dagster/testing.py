@@ -1,9 +1,12 @@
-"""The pipeline in one process, as the daemon runs it: for tests and notebooks.
+"""The pipeline in one process: for tests and notebooks.
 
-The daemon runs a Bronze load (the landing sensor's ``ingest_plays`` run), then dbt runs
-the automation sensors request (transform/automation.py). ``ingest_and_build`` does the
-same in-process: the ingest job, then the assets the automation conditions request,
-evaluated on the same instance, until they request nothing more.
+The daemon runs a Bronze load (the landing sensor's ``ingest_plays`` run), then the dbt
+builds its automation sensors request: the hot path once Bronze changed, the marts once
+``gold.fct_plays`` did (``spotify_dagster/automation.py``). ``ingest_and_build`` runs the
+ingest job, then, as those conditions would after it, ``transform_plays``: all of Silver
+and Gold in one dbt build (one dbt start-up instead of two per load keeps the suite
+fast). tests/dagster/test_automation.py evaluates the conditions themselves; the
+end-to-end and real-daemon tests run them in the daemon.
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
-from dagster._core.definitions.asset_daemon_cursor import AssetDaemonCursor
 
+from spotify_dagster.defs.bronze.assets import BRONZE_PLAYS
 from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
+from spotify_dagster.defs.transform.automation import TRANSFORM_JOB_NAME
 
 
 @dataclass
 class PipelineResult:
-    """The runs of one Bronze load and the builds that followed it, read as one."""
+    """The runs of one Bronze load and the build that followed it, read as one."""
 
     runs: list[dg.ExecuteInProcessResult]
 
@@ -57,37 +61,32 @@ def ingest_and_build(
     run_config: Mapping[str, Any],
     tags: Mapping[str, str] | None = None,
 ) -> PipelineResult:
-    """One ingest run, then every build the automation conditions request after it."""
-    # The conditions react to changes since their previous evaluation (the daemon's sensors
-    # evaluate from their first tick on): one evaluation before the load is that baseline.
-    cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor
+    """One ingest run, then the build the automation would request after it: none when
+    the load committed nothing or a blocking check of Bronze failed."""
     ingest = defs.resolve_job_def(INGEST_JOB_NAME).execute_in_process(
         run_config=run_config, instance=instance, tags=tags, raise_on_error=False
     )
-    return PipelineResult([ingest, *build_requested(defs, instance, cursor)])
+    if not _bronze_committed(ingest) or _blocking_check_failed(defs, ingest):
+        return PipelineResult([ingest])
+    build = defs.resolve_job_def(TRANSFORM_JOB_NAME).execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    return PipelineResult([ingest, build])
 
 
-def build_requested(
-    defs: dg.Definitions,
-    instance: dg.DagsterInstance,
-    cursor: AssetDaemonCursor | None,
-    max_rounds: int = 4,
-) -> list[dg.ExecuteInProcessResult]:
-    """Materialize what the automation conditions request, until they request nothing.
+def _bronze_committed(result: dg.ExecuteInProcessResult) -> bool:
+    return any(m.asset_key == BRONZE_PLAYS for m in result.get_asset_materialization_events())
 
-    Round one builds the hot path (it follows Bronze), round two the marts (they follow
-    ``gold.fct_plays``), as the daemon's two sensors do.
-    """
-    job = defs.resolve_implicit_global_asset_job_def()
-    graph = defs.resolve_asset_graph()
-    results: list[dg.ExecuteInProcessResult] = []
-    for _ in range(max_rounds):
-        evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
-        cursor = evaluation.cursor
-        keys = [k for k in graph.get_all_asset_keys() if evaluation.get_num_requested(k)]
-        if not keys:
-            return results
-        results.append(
-            job.execute_in_process(instance=instance, asset_selection=keys, raise_on_error=False)
-        )
-    raise AssertionError(f"automation still requested runs after {max_rounds} rounds")
+
+def _blocking_check_failed(defs: dg.Definitions, result: dg.ExecuteInProcessResult) -> bool:
+    blocking = {
+        spec.key
+        for assets_def in defs.resolve_asset_graph().assets_defs
+        for spec in assets_def.check_specs
+        if spec.blocking and spec.asset_key == BRONZE_PLAYS
+    }
+    return any(
+        not c.passed
+        for c in result.get_asset_check_evaluations()
+        if dg.AssetCheckKey(c.asset_key, c.check_name) in blocking
+    )

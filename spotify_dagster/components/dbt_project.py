@@ -9,9 +9,10 @@ project changes, and by `dg utils refresh-defs-state` once per install or image 
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +22,11 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject, DbtProjectComponent
 
 from spotify_dagster.automation import hot_path_condition, in_hot_path, marts_condition
-from spotify_dagster.components.dbt_cli import dbt_environment, dbt_executable
+from spotify_dagster.components.dbt_cli import (
+    InstalledDbtCliResource,
+    dbt_environment,
+    dbt_executable,
+)
 from spotify_dagster.environment import Environment
 from spotify_dagster.lake import current_snapshot, install_extensions, lake_connection
 
@@ -70,7 +75,7 @@ class SpotifyDbtComponent(DbtProjectComponent):
     def execute(self, context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
         env = Environment.from_env()
         os.environ.update(dbt_environment(env))  # the dbt subprocess reads its profile here
-        cli = DbtCliResource(
+        cli = InstalledDbtCliResource(
             project_dir=dbt.project_dir,
             profiles_dir=dbt.profiles_dir,
             target=env.dbt_target,
@@ -79,18 +84,54 @@ class SpotifyDbtComponent(DbtProjectComponent):
         args = self.get_cli_args(context)
         if env.warehouse == "duckdb":
             # dbt holds the DuckDB file's one write lock while it runs: count after it ends.
-            yield from with_row_counts(context, list(cli.cli(args, context=context).stream()), env)
+            invocation = cli.cli(args, context=context)
+            yield from with_row_counts(context, list(invocation.stream()), env)
         elif env.on_lake:
             install_extensions()  # the profile loads them by name: install from the wheels
             # One reader connection for the step: the snapshot the build is pinned to, then
             # each model's row count as dbt finishes it (a reader never waits for dbt).
             with lake_connection(env.lake) as conn:
-                args += pinned_bronze_vars(context, conn)
-                events = cli.cli(args, context=context).stream()
-                yield from streamed_with_row_counts(context, events, conn)
+                with environment(pinned_bronze_env(context, conn)):
+                    invocation = cli.cli(args, context=context)  # dbt starts here
+                yield from streamed_with_row_counts(context, invocation.stream(), conn)
         else:
             # Snowflake: dbt's results as they come (its warehouse resource counts no rows).
-            yield from cli.cli(args, context=context).stream()
+            invocation = cli.cli(args, context=context)
+            yield from invocation.stream()
+        keep_partial_parse(invocation.target_path, Path(invocation.project_dir))
+
+
+def keep_partial_parse(run_target: Path, project_dir: Path) -> None:
+    """Make this run's parse the one the next run starts from.
+
+    dagster-dbt gives each run the ``partial_parse.msgpack`` prepared at deploy time; dbt
+    discards it when the profile differs (paths and catalog address are the running
+    stack's, not the deploy's) and parses the whole project again, every run (~3 s here).
+    The file of a finished run matches the running stack: it replaces the prepared one
+    (atomically; dbt's pool runs one build at a time)."""
+    fresh = run_target / "partial_parse.msgpack"
+    if not fresh.exists():
+        return
+    kept = project_dir / "target" / "partial_parse.msgpack"
+    tmp = kept.with_suffix(".tmp")
+    shutil.copyfile(fresh, tmp)
+    os.replace(tmp, kept)
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` in ``os.environ`` for the block (dagster-dbt copies it for dbt), then
+    as before: a long-lived process (a code server, a test session) keeps no trace."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def freshness_policy(props: Mapping[str, Any]) -> dg.FreshnessPolicy | None:
@@ -106,15 +147,16 @@ def freshness_policy(props: Mapping[str, Any]) -> dg.FreshnessPolicy | None:
     )
 
 
-def pinned_bronze_vars(context: dg.AssetExecutionContext, conn: Any) -> list[str]:
-    """``--vars`` pinning the build's reads of Bronze to the lake's current snapshot.
+def pinned_bronze_env(context: dg.AssetExecutionContext, conn: Any) -> dict[str, str]:
+    """``DBT_BRONZE_SNAPSHOT``: the build's reads of Bronze pinned to the lake's current
+    snapshot.
 
     Bronze loads commit while dbt builds (they are not in dbt's pool); one snapshot for the
     whole build keeps Silver and its rejects splitting the same Bronze (macro
     bronze_at_snapshot). Rows committed after it wait for the next build."""
     snapshot = current_snapshot(conn)
     context.log.info("dbt reads Bronze at lake snapshot %d", snapshot)
-    return ["--vars", json.dumps({"bronze_snapshot": snapshot})]
+    return {"DBT_BRONZE_SNAPSHOT": str(snapshot)}
 
 
 def streamed_with_row_counts(

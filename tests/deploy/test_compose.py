@@ -446,7 +446,9 @@ def test_compose_instance_config_is_a_valid_dagster_instance(tmp_path):
     config, custom_class = dagster_instance_config(str(tmp_path))
     assert custom_class is None
     assert "run_launcher" not in config  # DefaultRunLauncher: runs in the code location
-    assert "run_coordinator" not in config  # the default QueuedRunCoordinator, set by concurrency
+    # The default QueuedRunCoordinator, dequeuing every second (concurrency sets its limits).
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert config["run_coordinator"]["config"]["dequeue_interval_seconds"] == 1
     assert config["concurrency"]["runs"]["max_concurrent_runs"] >= 2
 
 

@@ -29,6 +29,7 @@ import pytest
 from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
 from spotify_dagster.defs.landing.sensor import SENSOR_NAME
 from spotify_dagster.environment import REPO_ROOT
+from spotify_local.progress import behind
 from spotify_local.stack import ENDPOINTS_FILE
 from streaming.services import die_with_parent, free_port
 from streaming.settings import Settings
@@ -115,12 +116,13 @@ def test_make_dev_ctrl_c_twice_mid_stream(tmp_path: Path, report: dict[str, Any]
     instance: dg.DagsterInstance | None = None
     launcher: Launcher | None = None
 
-    def runs(statuses: list[dg.DagsterRunStatus] | None = None) -> list[dg.DagsterRun]:
+    def runs(
+        statuses: list[dg.DagsterRunStatus] | None = None, job_name: str | None = None
+    ) -> list[dg.DagsterRun]:
+        """Runs of every job (Bronze loads and the automation's dbt builds), or of one."""
         assert instance is not None
         return list(
-            instance.get_runs(
-                filters=dg.RunsFilter(job_name=INGEST_JOB_NAME, statuses=statuses or [])
-            )
+            instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=statuses or []))
         )
 
     try:
@@ -129,7 +131,10 @@ def test_make_dev_ctrl_c_twice_mid_stream(tmp_path: Path, report: dict[str, Any]
         launcher.wait_for_line("Dagster UI: http://", 150)
         instance = dg.DagsterInstance.from_config(str(workdir / "dagster_home"))
         wait_for(
-            "a STARTED ingest run", lambda: bool(runs([dg.DagsterRunStatus.STARTED])), 120, 0.2
+            "a STARTED ingest run",
+            lambda: bool(runs([dg.DagsterRunStatus.STARTED], INGEST_JOB_NAME)),
+            120,
+            0.2,
         )
         stops.append(launcher.ctrl_c())
         left_in_flight = sorted(r.run_id for r in runs(IN_FLIGHT))
@@ -158,7 +163,8 @@ def test_make_dev_ctrl_c_twice_mid_stream(tmp_path: Path, report: dict[str, Any]
         def settled() -> bool:
             history.append(committed_total())
             stable = len(history) >= 3 and history[-1] == history[-3]
-            if not stable or runs(IN_FLIGHT):
+            # Settled: nothing in flight, every table built from the last load, and quiet.
+            if not stable or runs(IN_FLIGHT) or behind(instance):
                 quiet_since.clear()
                 return False
             if not quiet_since:
