@@ -32,6 +32,7 @@ from streaming.landing import make_s3_client
 from streaming.schema import parse_ts
 
 from .common import Row, TreeCpu
+from .plot import scatter_svg
 
 log = logging.getLogger(__name__)
 TARGET_P95_S = 30.0
@@ -91,7 +92,10 @@ def _fct_plays_builds(instance: dg.DagsterInstance) -> list[tuple[float, float]]
     return out
 
 
-def _latencies(client, bucket: str, visible: dict[str, float], after: float) -> list[float]:
+def _latencies(
+    client: Any, bucket: str, visible: dict[str, float], after: float
+) -> list[tuple[float, float]]:
+    """(produce time, seconds until visible) of every event produced after ``after``."""
     out = []
     for key, at in visible.items():
         if not key.startswith("raw/"):
@@ -100,8 +104,26 @@ def _latencies(client, bucket: str, visible: dict[str, float], after: float) -> 
         for line in body.splitlines():
             produced = parse_ts(orjson.loads(line)["event"]["event_ts"]).timestamp()
             if produced >= after:
-                out.append(at - produced)
+                out.append((produced, at - produced))
     return out
+
+
+def lag_plot(series: dict[str, list[tuple[float, float]]], start: float, out: Path) -> Path:
+    """lag.svg: seconds to Bronze and to Gold of each event (every 10th) over the run."""
+    points = {
+        name: [(t - start, lag) for t, lag in sorted(pts)[::10]] for name, pts in series.items()
+    }
+    path = out / "lag.svg"
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        scatter_svg(
+            points,
+            "seconds since the producer started",
+            "seconds from produce to queryable",
+            "Freshness over the run (make dev defaults)",
+        )
+    )
+    return path
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -110,7 +132,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def run(
-    seconds: float, warmup_s: float, rate: float, sensor_interval_s: int
+    seconds: float, warmup_s: float, rate: float, sensor_interval_s: int, out: Path | None = None
 ) -> tuple[list[Row], dict]:
     """``rate`` plays/s for ``seconds`` through the whole stack; freshness of Bronze and
     Gold per event, and the CPU dbt spent per million events."""
@@ -134,8 +156,13 @@ def run(
                 _wait_built(instance, client, settings.bucket, 300)
                 visible = _visible_times(instance)
                 after = started + warmup_s
-                bronze = _latencies(client, settings.bucket, visible.bronze, after)
-                gold = _latencies(client, settings.bucket, visible.gold, after)
+                bronze_at = _latencies(client, settings.bucket, visible.bronze, after)
+                gold_at = _latencies(client, settings.bucket, visible.gold, after)
+                bronze = [lag for _, lag in bronze_at]
+                gold = [lag for _, lag in gold_at]
+                if out is not None:
+                    plot = lag_plot({"Bronze": bronze_at, "gold.fct_plays": gold_at}, started, out)
+                    log.info("lag over time: %s", plot)
                 runs = progress.run_statuses(instance)
                 builds = progress.build_run_statuses(instance)
     events = int(rate * produced_s)

@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     pool = cf.ThreadPoolExecutor(1)
     fresh = None
     if on("e2e") and args.smoke:  # mostly waiting on the daemon: overlap it with the rest
-        fresh = pool.submit(freshness.run, args.fresh_seconds, args.fresh_warmup, 200.0, 5)
+        fresh = pool.submit(
+            freshness.run, args.fresh_seconds, args.fresh_warmup, 200.0, 5, args.out
+        )
     with s3_server() as endpoint, kafka_broker() as bootstrap:
         if on("produce"):
             log.info("stage generate+produce")
@@ -163,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     if on("e2e"):
         log.info("stage freshness")
         if fresh is None:
-            fresh = pool.submit(freshness.run, args.fresh_seconds, args.fresh_warmup, 200.0, 5)
+            fresh = pool.submit(
+                freshness.run, args.fresh_seconds, args.fresh_warmup, 200.0, 5, args.out
+            )
         got, fcpu = fresh.result()
         rows.extend(got)
         meta["freshness_cpu"] = fcpu

@@ -57,3 +57,4 @@ def test_smoke_run_writes_report_with_every_stage_and_positive_figures(tmp_path:
     table = (tmp_path / "report.md").read_text()
     assert all(f"| {stage} |" in table for stage in STAGES)
     assert report["meta"]["args"]["smoke"] is True
+    assert "<circle" in (tmp_path / "lag.svg").read_text()  # freshness over the run, plotted

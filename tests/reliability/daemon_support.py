@@ -34,7 +34,7 @@ from dagster._core.scheduler.instigation import TickStatus
 from spotify_dagster.defs.bronze.audit import AuditReport
 from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
 from spotify_dagster.defs.landing.sensor import SENSOR_NAME
-from spotify_dagster.defs.transform.automation import LANE_TAG
+from spotify_dagster.defs.transform.automation import HOT_PATH_SENSOR, LANE_TAG, MARTS_SENSOR
 from spotify_local.audit import audit_stack
 from spotify_local.progress import behind
 from spotify_local.stack import (
@@ -242,9 +242,9 @@ class DaemonStack:
             Counter(f"{r.tags.get(LANE_TAG, r.job_name)} {r.status.value}" for r in self.runs())
         )
 
-    def sensor_ticks(self, limit: int = 20) -> list[Any]:
+    def sensor_ticks(self, name: str = SENSOR_NAME, limit: int = 20) -> list[Any]:
         for state in self.instance.all_instigator_state():
-            if state.instigator_name == SENSOR_NAME:
+            if state.instigator_name == name:
                 return list(
                     self.instance.get_ticks(
                         state.instigator_origin_id, state.selector_id, limit=limit
@@ -253,11 +253,17 @@ class DaemonStack:
         return []
 
     def quiet_ticks_since(self, since: float) -> int:
-        """Sensor ticks after ``since`` (epoch s) that requested no run."""
-        return sum(
-            1
-            for t in self.sensor_ticks()
-            if t.timestamp > since and t.status == TickStatus.SKIPPED and not t.run_ids
+        """The fewest ticks after ``since`` (epoch s) that requested no run, over the landing
+        sensor and both automation sensors: all three looked and found nothing to do."""
+        return min(
+            sum(
+                1
+                for t in self.sensor_ticks(name)
+                if t.timestamp > since
+                and t.status in (TickStatus.SKIPPED, TickStatus.SUCCESS)
+                and not t.run_ids
+            )
+            for name in (SENSOR_NAME, HOT_PATH_SENSOR, MARTS_SENSOR)
         )
 
     def wait_settled(self, expected_offsets: int, timeout_s: float) -> float:
