@@ -1,8 +1,22 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='artist_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        tmp_relation_type='transient'
+    )
+}}
+
+{#- Incremental on artist_id, as dim_tracks is on track_id. -#}
+{%- set lower_bound = incremental_lower_bound('last_loaded_at') %}
+
 with
 
 plays as (
 
     select * from {{ ref('int_plays__deduplicated') }}
+    {{ where_key_touched('artist_id', ref('int_plays__deduplicated'), lower_bound) }}
 
 ),
 
@@ -28,7 +42,8 @@ play_stats as (
         count(distinct user_id) as listener_count,
         cast(sum(ms_played) as bigint) as ms_played,
         min(event_ts) as first_played_at,
-        max(event_ts) as last_played_at
+        max(event_ts) as last_played_at,
+        max(loaded_at) as last_loaded_at
     from plays
     group by artist_id
 
@@ -44,7 +59,8 @@ final as (
         play_stats.listener_count,
         play_stats.ms_played,
         play_stats.first_played_at,
-        play_stats.last_played_at
+        play_stats.last_played_at,
+        play_stats.last_loaded_at
     from play_stats
     inner join latest_attributes
         on

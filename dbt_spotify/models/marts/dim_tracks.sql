@@ -1,8 +1,26 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='track_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        tmp_relation_type='transient'
+    )
+}}
+
+{#-
+    Incremental on track_id: a run recomputes the tracks its new plays (and late rows inside
+    the look-back) touch, from all of their Silver plays, so listener counts and latest names
+    are exact; the other tracks are not read.
+-#}
+{%- set lower_bound = incremental_lower_bound('last_loaded_at') %}
+
 with
 
 plays as (
 
     select * from {{ ref('int_plays__deduplicated') }}
+    {{ where_key_touched('track_id', ref('int_plays__deduplicated'), lower_bound) }}
 
 ),
 
@@ -33,7 +51,8 @@ play_stats as (
         cast(sum(ms_played) as bigint) as ms_played,
         cast(sum(case when is_skipped then 1 else 0 end) as bigint) as skip_count,
         min(event_ts) as first_played_at,
-        max(event_ts) as last_played_at
+        max(event_ts) as last_played_at,
+        max(loaded_at) as last_loaded_at
     from plays
     group by track_id
 
@@ -53,7 +72,8 @@ final as (
         play_stats.ms_played,
         play_stats.skip_count,
         play_stats.first_played_at,
-        play_stats.last_played_at
+        play_stats.last_played_at,
+        play_stats.last_loaded_at
     from play_stats
     inner join latest_attributes
         on
