@@ -20,19 +20,6 @@ plays as (
 
 ),
 
-latest_attributes as (
-
-    select
-        artist_id,
-        artist_name,
-        row_number() over (
-            partition by artist_id
-            order by event_ts desc, event_id desc
-        ) as recency
-    from plays
-
-),
-
 play_stats as (
 
     select
@@ -46,6 +33,24 @@ play_stats as (
         max(loaded_at) as last_loaded_at
     from plays
     group by artist_id
+
+),
+
+-- The name on the artist's most recent play (ties: the larger event_id), as in dim_tracks.
+latest_attributes as (
+
+    select
+        plays.artist_id,
+        plays.artist_name,
+        row_number() over (
+            partition by plays.artist_id
+            order by plays.event_id desc
+        ) as recency
+    from plays
+    inner join play_stats
+        on
+            plays.artist_id = play_stats.artist_id
+            and plays.event_ts = play_stats.last_played_at
 
 ),
 

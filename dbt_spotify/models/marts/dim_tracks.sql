@@ -24,24 +24,6 @@ plays as (
 
 ),
 
-latest_attributes as (
-
-    -- Names can change (a re-titled track); the most recent play carries the current ones.
-    select
-        track_id,
-        track_name,
-        artist_id,
-        artist_name,
-        album_name,
-        genre,
-        row_number() over (
-            partition by track_id
-            order by event_ts desc, event_id desc
-        ) as recency
-    from plays
-
-),
-
 play_stats as (
 
     select
@@ -55,6 +37,30 @@ play_stats as (
         max(loaded_at) as last_loaded_at
     from plays
     group by track_id
+
+),
+
+-- Names can change (a re-titled track); the most recent play carries the current ones. Found
+-- by joining each track's last play time back (a window over every play sorted them all: 3 s
+-- of 5 at 3M plays); the window only breaks ties between plays of that same instant.
+latest_attributes as (
+
+    select
+        plays.track_id,
+        plays.track_name,
+        plays.artist_id,
+        plays.artist_name,
+        plays.album_name,
+        plays.genre,
+        row_number() over (
+            partition by plays.track_id
+            order by plays.event_id desc
+        ) as recency
+    from plays
+    inner join play_stats
+        on
+            plays.track_id = play_stats.track_id
+            and plays.event_ts = play_stats.last_played_at
 
 ),
 
