@@ -13,9 +13,9 @@ The batches also hold what an incremental dimension or report gets wrong if it a
 batch's aggregates to the old ones, or stops at its high-water mark (Gold's marts recompute
 the keys new plays touch): a listener who plays an already-counted track again (distinct
 listeners must not grow), a play five hours back (another hour of the hourly report), a track
-and its artist renamed by a later play (every hour of the report must show the new name), and
-a last batch committed late, with ``loaded_at`` before the previous batch's (inside
-``lookback_hours``).
+and its artist renamed by a later play (every hour of the report must show the new name);
+loads more than ``lookback_hours`` apart (``backdate``), the last one committed late, with
+``loaded_at`` before the previous load's (inside the look-back).
 """
 
 from __future__ import annotations
@@ -195,13 +195,22 @@ def assert_split(query: Callable[[str], list[tuple]], last: bool = False) -> Non
         assert dict(reasons) == SILVER_REJECTS
 
 
-# The last batch's load committed after the previous batch's but started just before it: its
-# rows have a loaded_at below the high-water mark of every incremental model (inside
-# lookback_hours), still after the first two loads (the first copy of an id loaded wins).
-LOAD_LATE = (
-    "update bronze.plays set loaded_at = (select min(loaded_at) - interval '1 millisecond'"
-    " from bronze.plays where load_id = 'batch-2') where load_id = 'batch-3'"
-)
+def backdate(batch: int) -> str:
+    """Spread the loads over time as a day of runs would: batch 0 twelve hours ago, then
+    every 4 hours, more than lookback_hours apart, so a run re-reads only the latest load
+    and a mart must carry the earlier ones forward itself. The last load committed after
+    the third but started just before it: its rows have a loaded_at below every incremental
+    model's high-water mark, inside the look-back, still after the first two loads (the
+    first copy of an id loaded wins)."""
+    if batch < 3:
+        return (
+            f"update bronze.plays set loaded_at = loaded_at - interval '{4 * (3 - batch)} hours'"
+            f" where load_id = 'batch-{batch}'"
+        )
+    return (
+        "update bronze.plays set loaded_at = (select min(loaded_at) - interval '1 millisecond'"
+        " from bronze.plays where load_id = 'batch-2') where load_id = 'batch-3'"
+    )
 
 
 def assert_renamed(query: Callable[[str], list[tuple]]) -> None:
@@ -229,8 +238,7 @@ def run_batches_then_full_refresh(
     for i, objects in enumerate(batches(tmp_path)):
         assert not store.already_loaded([o.key for o in objects])  # as the asset does first
         assert store.load(objects, f"batch-{i}").objects_loaded == len(objects)
-        if i == 3:
-            execute(LOAD_LATE)
+        execute(backdate(i))
         dbt(["run"], target)
         assert_split(query)
     assert_split(query, last=True)

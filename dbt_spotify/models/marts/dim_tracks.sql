@@ -11,7 +11,7 @@
 {#-
     Incremental on track_id: a run recomputes the tracks its new plays (and late rows inside
     the look-back) touch, from all of their Silver plays, so listener counts and latest names
-    are exact; the other tracks are not read.
+    are exact; the plays of other tracks are not aggregated.
 -#}
 {%- set lower_bound = incremental_lower_bound('last_loaded_at') %}
 
