@@ -7,15 +7,20 @@ the dashboard) follow ``gold.fct_plays``.
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Sequence
+
 import dagster as dg
 
 BRONZE_PLAYS = dg.AssetKey(["bronze", "plays"])
 FCT_PLAYS = dg.AssetKey(["gold", "fct_plays"])
 
 
-def follows(upstream: dg.AssetKey) -> dg.AutomationCondition:
+def follows(upstream: dg.AssetKey, lane: Sequence[dg.AssetKey]) -> dg.AutomationCondition:
     """Requested once ``upstream`` was updated since this asset was last requested, never
-    while a run of it is queued or in progress, never before its inputs exist.
+    while a run of any asset of its ``lane`` is queued or in progress, never before its
+    inputs exist.
 
     Why not ``AutomationCondition.eager()``: it waits until no upstream run is in progress
     (Bronze loads follow each other under a stream, and Gold would starve), and an update
@@ -25,7 +30,9 @@ def follows(upstream: dg.AssetKey) -> dg.AutomationCondition:
     would never be built. Here the trigger is the upstream's own update and the reset the
     request, both with timestamps, so a load after the request always gets a next build.
     Every asset of a lane has the same trigger, so a build of the lane is one run, and an
-    asset updated by the run it was built in does not trigger its dependents again.
+    asset updated by the run it was built in does not trigger its dependents again. The
+    lane waits as a whole: Dagster's ``in_progress`` is per asset, and a view finished
+    early in a running build would be requested again alone, beside the build.
     """
     c = dg.AutomationCondition
     return (
@@ -33,10 +40,18 @@ def follows(upstream: dg.AssetKey) -> dg.AutomationCondition:
         & c.asset_matches(upstream, c.newly_updated()).since(c.newly_requested())
         & ~c.any_deps_missing()
         & ~c.in_progress()
+        & ~busy(lane)
     ).with_label(f"follows {upstream.to_user_string()}")
 
 
-def hot_path_condition() -> dg.AutomationCondition:
+def busy(lane: Sequence[dg.AssetKey]) -> dg.AutomationCondition:
+    """Some asset of ``lane`` is in a queued or running run."""
+    c = dg.AutomationCondition
+    in_progress = [c.asset_matches(key, c.in_progress()) for key in lane]
+    return functools.reduce(operator.or_, in_progress).with_label("lane busy")
+
+
+def hot_path_condition(lane: Sequence[dg.AssetKey]) -> dg.AutomationCondition:
     """Silver and fct_plays: follow Bronze, held while a blocking check of Bronze failed
     (rows lost or doubled) until a later load passes them. "Failed", not "all passed":
     while a load is in flight its checks are pending, and under a stream one nearly
@@ -45,12 +60,14 @@ def hot_path_condition() -> dg.AutomationCondition:
     admits one dbt step at a time."""
     c = dg.AutomationCondition
     failed = c.any_checks_match(c.check_failed(), blocking_only=True)
-    return (follows(BRONZE_PLAYS) & ~c.asset_matches(BRONZE_PLAYS, failed)).with_label("hot path")
+    return (follows(BRONZE_PLAYS, lane) & ~c.asset_matches(BRONZE_PLAYS, failed)).with_label(
+        "hot path"
+    )
 
 
-def marts_condition() -> dg.AutomationCondition:
+def marts_condition(lane: Sequence[dg.AssetKey]) -> dg.AutomationCondition:
     """The other marts and the dashboard: follow fct_plays, which every hot build updates."""
-    return follows(FCT_PLAYS)
+    return follows(FCT_PLAYS, lane)
 
 
 def in_hot_path(key: dg.AssetKey) -> bool:

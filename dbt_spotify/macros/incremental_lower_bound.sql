@@ -9,10 +9,16 @@
 
     A literal (not a `(select max(...) from this)` subquery) keeps the filter sargable, so the
     warehouse prunes Bronze by min/max metadata and a run reads only recent rows, whatever the
-    size of the history. Returns none on the first run or when every relation is empty.
+    size of the history. Returns none on the first run, when every relation is empty, or when
+    the target has no `column` yet (a table built before the column existed): the run then
+    recomputes every row, and on_schema_change adds the column.
 #}
 {% macro incremental_lower_bound(column='loaded_at', also=[]) -%}
     {%- if not (execute and is_incremental()) -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set existing = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+    {%- if column | lower not in existing -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set parts = [] -%}

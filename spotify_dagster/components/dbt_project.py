@@ -55,7 +55,7 @@ class SpotifyDbtComponent(DbtProjectComponent):
             description=props.get("description") or f"dbt model {props['name']}.",
             freshness_policy=freshness_policy(props),
             # Built in one of two lanes by the automation sensors (transform/automation.py).
-            automation_condition=hot_path_condition() if in_hot_path(key) else marts_condition(),
+            automation_condition=lane_condition(manifest, key),
         )
 
     def build_defs_from_state(
@@ -132,6 +132,19 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def lane_condition(manifest: Mapping[str, Any], key: dg.AssetKey) -> dg.AutomationCondition:
+    """The automation condition of a model: the hot lane's or the marts' (with every model
+    of its lane, which waits as a whole)."""
+    models = [
+        dg.AssetKey([n["config"].get("schema") or n["schema"], n["name"]])
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model"
+    ]
+    hot = sorted((k for k in models if in_hot_path(k)), key=str)
+    marts = sorted((k for k in models if not in_hot_path(k)), key=str)
+    return hot_path_condition(hot) if in_hot_path(key) else marts_condition(marts)
 
 
 def freshness_policy(props: Mapping[str, Any]) -> dg.FreshnessPolicy | None:

@@ -8,6 +8,14 @@ after each; the Gold tables and Silver's rejects are read, and every Bronze row 
 Silver or in its rejects exactly once; then ``dbt run --full-refresh`` rebuilds everything
 from the same Bronze and every table must hold exactly the same rows (compared as multisets,
 order-independent), and the accounting test must pass.
+
+The batches also hold what an incremental dimension or report gets wrong if it adds a
+batch's aggregates to the old ones, or stops at its high-water mark (Gold's marts recompute
+the keys new plays touch): a listener who plays an already-counted track again (distinct
+listeners must not grow), a play five hours back (another hour of the hourly report), a track
+and its artist renamed by a later play (every hour of the report must show the new name);
+loads more than ``lookback_hours`` apart (``backdate``), the last one committed late, with
+``loaded_at`` before the previous load's (inside the look-back).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +46,7 @@ from spotify_dagster.environment import DBT_PROJECT_DIR
 from spotify_dagster.lake import LakeConfig, install_extensions, lake_connection
 from streaming.batching import raw_line
 from streaming.keys import object_key
-from streaming.schema import validate
+from streaming.schema import format_ts, validate
 from streaming.simulator import Simulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -64,10 +73,49 @@ def rejected_by_silver(values: list[bytes], earlier: bytes) -> list[bytes]:
     return [orjson.dumps(e) for e in (v2, bad_duration, replayed)]
 
 
+# Valid plays added to the simulator's 4 x 3 x 40 by ``revisits``.
+REVISITS = 3
+RENAMED_TRACK = " (Remastered)"
+RENAMED_ARTIST = " & Friends"
+
+
+def replay(earlier: bytes, fresh: bytes, **changes: Any) -> bytes:
+    """A new play (``fresh``'s id and time) of ``earlier``'s listener and track."""
+    event = orjson.loads(earlier)
+    new = orjson.loads(fresh)
+    event["event_id"], event["event_ts"] = new["event_id"], new["event_ts"]
+    event.update(changes)
+    return orjson.dumps(event)
+
+
+def revisits(batch: int, first_values: list[bytes], fresh: list[bytes]) -> list[bytes]:
+    """Plays of tracks counted in the first batch: batch 1 replays track 2 five hours back;
+    batch 3 has its listener play track 3 again and renames track 2 and its artist."""
+    renamed = orjson.loads(first_values[2])
+    now = datetime.now(UTC)
+    if batch == 1:
+        return [replay(first_values[2], fresh[0], event_ts=format_ts(now - timedelta(hours=5)))]
+    if batch == 3:
+        return [
+            replay(first_values[3], fresh[0]),
+            replay(
+                first_values[2],
+                fresh[1],
+                # After every simulated play (their times interleave across batches).
+                event_ts=format_ts(now + timedelta(minutes=1)),
+                user_id="renaming-listener",
+                track_name=renamed["track_name"] + RENAMED_TRACK,
+                artist=renamed["artist"] + RENAMED_ARTIST,
+            ),
+        ]
+    return []
+
+
 def batches(tmp: Path) -> list[list[Any]]:
     """Four batches over three partitions; the third re-sends 20 events of the first.
 
-    The second and fourth also carry events Silver rejects (SILVER_REJECTS).
+    The second and fourth also carry events Silver rejects (SILVER_REJECTS), and plays
+    that revisit tracks of the first (``revisits``).
     """
     sim = Simulator(seed=21)
     offsets = dict.fromkeys(range(3), 0)
@@ -80,6 +128,8 @@ def batches(tmp: Path) -> list[list[Any]]:
                 first_values = values[:20]
             if batch == 2 and partition == 1:
                 values = values + first_values  # producer retries land again, later
+            if partition == 1:
+                values = values + revisits(batch, first_values, sim.batch(2))
             extra = []
             if batch == 1 and partition == 2:
                 extra = rejected_by_silver(sim.batch(2), first_values[0])[:2]
@@ -145,9 +195,42 @@ def assert_split(query: Callable[[str], list[tuple]], last: bool = False) -> Non
         assert dict(reasons) == SILVER_REJECTS
 
 
+def backdate(batch: int) -> str:
+    """Spread the loads over time as a day of runs would: batch 0 twelve hours ago, then
+    every 4 hours, more than lookback_hours apart, so a run re-reads only the latest load
+    and a mart must carry the earlier ones forward itself. The last load committed after
+    the third but started just before it: its rows have a loaded_at below every incremental
+    model's high-water mark, inside the look-back, still after the first two loads (the
+    first copy of an id loaded wins)."""
+    if batch < 3:
+        return (
+            f"update bronze.plays set loaded_at = loaded_at - interval '{4 * (3 - batch)} hours'"
+            f" where load_id = 'batch-{batch}'"
+        )
+    return (
+        "update bronze.plays set loaded_at = (select min(loaded_at) - interval '1 millisecond'"
+        " from bronze.plays where load_id = 'batch-2') where load_id = 'batch-3'"
+    )
+
+
+def assert_renamed(query: Callable[[str], list[tuple]]) -> None:
+    """The renamed track has its new name in dim_tracks and in every hour of the report."""
+    (track_id, name), *others = query(
+        f"select track_id, track_name from gold.dim_tracks where track_name like '%{RENAMED_TRACK}'"
+    )
+    assert not others
+    names = query(
+        "select event_hour, track_name, artist_name from gold.rpt_track_trends_hourly"
+        f" where track_id = '{track_id}'"
+    )
+    assert len(names) >= 2, names  # the play five hours back is in another hour
+    assert {(n, a.endswith(RENAMED_ARTIST)) for _, n, a in names} == {(name, True)}, names
+
+
 def run_batches_then_full_refresh(
     store: BronzeStore,
     query: Callable[[str], list[tuple]],
+    execute: Callable[[str], None],
     list_gold: Callable[[], list[str]],
     tmp_path: Path,
 ) -> None:
@@ -155,19 +238,21 @@ def run_batches_then_full_refresh(
     for i, objects in enumerate(batches(tmp_path)):
         assert not store.already_loaded([o.key for o in objects])  # as the asset does first
         assert store.load(objects, f"batch-{i}").objects_loaded == len(objects)
+        execute(backdate(i))
         dbt(["run"], target)
         assert_split(query)
     assert_split(query, last=True)
     tables = list_gold()
     assert {"fct_plays", "dim_tracks", "rpt_plays_by_region"} <= set(tables)
     incremental = snapshot(query, tables)
-    assert sum(incremental["fct_plays"].values()) == 4 * 3 * 40  # retries counted once
+    assert sum(incremental["fct_plays"].values()) == 4 * 3 * 40 + REVISITS  # retries once
+    assert_renamed(query)
 
     # build, not run: Gold's contracts and every data test also pass on this dialect.
     dbt(["build", "--full-refresh"], target)
 
     full = snapshot(query, tables)
-    differing = [t for t in incremental if incremental[t] != full[t]]
+    differing = {t: incremental[t] - full[t] for t in incremental if incremental[t] != full[t]}
     assert not differing, differing
     assert_split(query, last=True)
     dbt(["test", "--select", "silver_accounts_for_every_bronze_play"], target)
@@ -183,11 +268,15 @@ def test_incremental_equals_full_refresh_on_duckdb(tmp_path: Path, monkeypatch):
         with duckdb.connect(str(path), read_only=True) as conn:
             return conn.execute(sql).fetchall()
 
+    def execute(sql: str) -> None:
+        with duckdb.connect(str(path)) as conn:
+            conn.execute(sql)
+
     def list_gold() -> list[str]:
         sql = "select table_name from information_schema.tables where table_schema = 'gold'"
         return sorted(r[0] for r in query(sql))
 
-    run_batches_then_full_refresh(store, query, list_gold, tmp_path)
+    run_batches_then_full_refresh(store, query, execute, list_gold, tmp_path)
 
 
 def test_incremental_equals_full_refresh_on_ducklake(
@@ -204,6 +293,10 @@ def test_incremental_equals_full_refresh_on_ducklake(
         with lake_connection(lake) as conn:
             return conn.execute(sql).fetchall()
 
+    def execute(sql: str) -> None:
+        with lake_connection(lake) as conn:
+            conn.execute(sql)
+
     def list_gold() -> list[str]:
         sql = (
             "select table_name from information_schema.tables"
@@ -211,7 +304,7 @@ def test_incremental_equals_full_refresh_on_ducklake(
         )
         return sorted(r[0] for r in query(sql))
 
-    run_batches_then_full_refresh(store, query, list_gold, tmp_path)
+    run_batches_then_full_refresh(store, query, execute, list_gold, tmp_path)
 
 
 def test_incremental_equals_full_refresh_on_snowflake(
@@ -223,8 +316,12 @@ def test_incremental_equals_full_refresh_on_snowflake(
         with fakesnow_server.connect(snowflake_db) as conn:
             return conn.cursor().execute(sql).fetchall()
 
+    def execute(sql: str) -> None:
+        with fakesnow_server.connect(snowflake_db) as conn:
+            conn.cursor().execute(sql)
+
     def list_gold() -> list[str]:
         sql = "select table_name from information_schema.tables where table_schema = 'GOLD'"
         return sorted(r[0].lower() for r in query(sql))
 
-    run_batches_then_full_refresh(store, query, list_gold, tmp_path)
+    run_batches_then_full_refresh(store, query, execute, list_gold, tmp_path)

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import dagster as dg
 
-from spotify_dagster.automation import marts_condition
+from spotify_dagster.automation import FCT_PLAYS, marts_condition
 from spotify_dagster.components.dbt_project import SpotifyDbtComponent
 from spotify_dagster.defs.bronze.warehouse import DuckDBWarehouse, DuckLakeWarehouse
 from spotify_dagster.defs.dashboard.model import Dashboard
@@ -46,14 +46,18 @@ def build_dashboard_asset(
     env: Environment, gold_inputs: Sequence[dg.AssetKey] | None = None
 ) -> dg.AssetsDefinition:
     """The ``gold/plays_dashboard`` asset writing ``env.dashboard_path``."""
+    inputs = list(gold_inputs or [dg.AssetKey(["gold", name]) for name in GOLD_MODELS])
 
     @dg.asset(
         key=PLAYS_DASHBOARD,
         group_name="gold",
-        deps=gold_inputs or [dg.AssetKey(["gold", name]) for name in GOLD_MODELS],
+        deps=inputs,
         kinds={"html", "duckdb"},
-        # Rebuilt with the marts, after them (the marts' sensor evaluates it).
-        automation_condition=marts_condition(),
+        # Rebuilt with the marts, after them (the marts' sensor evaluates it), never while
+        # one of the marts it draws is being built.
+        automation_condition=marts_condition(
+            [k for k in inputs if k != FCT_PLAYS] + [PLAYS_DASHBOARD]
+        ),
         # As fresh as the marts it draws (dbt_project.yml: warn 5 min, fail 15).
         freshness_policy=dg.FreshnessPolicy.time_window(
             fail_window=timedelta(minutes=15), warn_window=timedelta(minutes=5)

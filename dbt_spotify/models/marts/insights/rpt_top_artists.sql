@@ -1,10 +1,10 @@
+{#-
+    A table over dim_artists, which already holds each artist's lifetime plays, listeners and
+    listening time (the same plays as fct_plays): ranking costs the number of artists, not
+    of plays, and every rank moves when any artist's count does.
+-#}
+
 with
-
-plays as (
-
-    select * from {{ ref('fct_plays') }}
-
-),
 
 artists as (
 
@@ -12,36 +12,22 @@ artists as (
 
 ),
 
-artist_stats as (
-
-    select
-        artist_id,
-        count(*) as play_count,
-        count(distinct user_id) as listener_count,
-        cast(sum(ms_played) as bigint) as ms_played
-    from plays
-    group by artist_id
-
-),
-
 ranked as (
 
     select
-        artist_stats.artist_id,
-        artists.artist_name,
-        artist_stats.play_count,
-        artist_stats.listener_count,
-        artist_stats.ms_played,
+        artist_id,
+        artist_name,
+        play_count,
+        listener_count,
+        ms_played,
         -- Ties in plays go to the artist with more listeners; ranks are shared on a full tie.
         rank() over (
-            order by artist_stats.play_count desc, artist_stats.listener_count desc
+            order by play_count desc, listener_count desc
         ) as plays_rank,
         rank() over (
-            order by artist_stats.listener_count desc, artist_stats.play_count desc
+            order by listener_count desc, play_count desc
         ) as listeners_rank
-    from artist_stats
-    left join artists
-        on artist_stats.artist_id = artists.artist_id
+    from artists
 
 ),
 
