@@ -109,9 +109,11 @@ def _latencies(
 
 
 def lag_plot(series: dict[str, list[tuple[float, float]]], start: float, out: Path) -> Path:
-    """lag.svg: seconds to Bronze and to Gold of each event (every 10th) over the run."""
+    """lag.svg: seconds to Bronze and to Gold of the events over the run (at most ~500
+    points per series, evenly spaced)."""
     points = {
-        name: [(t - start, lag) for t, lag in sorted(pts)[::10]] for name, pts in series.items()
+        name: [(t - start, lag) for t, lag in sorted(pts)[:: max(1, len(pts) // 500)]]
+        for name, pts in series.items()
     }
     path = out / "lag.svg"
     out.mkdir(parents=True, exist_ok=True)
