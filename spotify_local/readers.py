@@ -2,7 +2,7 @@
 
 ``readers_during_demo`` runs ``spotify-local demo`` and, from this process, counts
 ``gold.fct_plays`` every second on a fresh connection (the README's snippet). Used by
-``make bench`` (200,000 events) and by tests/devstack/test_lake_readers.py.
+``make bench`` (200,000 events) and by tests/test_end_to_end.py.
 """
 
 from __future__ import annotations

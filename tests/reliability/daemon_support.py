@@ -55,7 +55,7 @@ SENSOR_INTERVAL_S = 2
 # restarted consumer gets its partitions back in about a second.
 STACK_ENV = {
     # The real-daemon scenarios run on the DuckDB file, where their timings were set; the
-    # lake runs the real daemon in tests/devstack/test_lake_readers.py (docs/decisions/0011).
+    # lake runs the real daemon in tests/test_end_to_end.py (docs/decisions/0011).
     "WAREHOUSE": "duckdb",
     "BATCH_MAX_EVENTS": "250",
     "BATCH_MAX_AGE_S": "1.0",
