@@ -42,10 +42,12 @@ SMOKE = {
     "sensor_old": 150,
     "fresh_seconds": 8.0,
     "fresh_warmup": 0.0,
+    "fresh_from_start": True,  # 8 s cannot warm up: count every event
     "burst_events": 0,
     "lake_rows": 20_000,
     "lake_loads": 20,
     "reader_events": 0,
+    "soak_seconds": 0.0,  # minutes at 20k/s; its row is unit-tested (tests/bench)
 }
 
 
@@ -61,8 +63,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=10_000, help="events per batch (dbt)")
     p.add_argument("--baseline-runs", type=int, default=1, help="full-refresh runs (dbt)")
     p.add_argument("--sensor-old", type=int, default=100_000, help="old objects (sensor)")
-    p.add_argument("--fresh-seconds", type=float, default=120.0, help="producing time")
-    p.add_argument("--fresh-warmup", type=float, default=30.0, help="seconds not counted")
+    p.add_argument("--fresh-seconds", type=float, default=360.0, help="producing time")
+    p.add_argument("--fresh-warmup", type=float, default=60.0, help="seconds not counted")
+    p.add_argument(
+        "--fresh-from-start",
+        action="store_true",
+        help="count events from the warm-up on, start-up included (default: after the first "
+        "Gold build too, the steady state make dev runs in)",
+    )
+    p.add_argument("--soak-rate", type=float, default=20_000.0, help="events/s (soak)")
+    p.add_argument("--soak-seconds", type=float, default=300.0, help="producing time; 0: none")
+    p.add_argument("--soak-warmup", type=float, default=60.0, help="seconds not counted (soak)")
     p.add_argument("--burst-events", type=int, default=100_000, help="0: no burst run")
     p.add_argument("--lake-rows", type=int, default=1_000_000, help="rows (Bronze on DuckLake)")
     p.add_argument(
@@ -74,7 +85,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--stages",
         default="all",
-        help="comma list: produce,consume,bronze,dbt,sensor,e2e,lake,readers",
+        help="comma list: produce,consume,bronze,dbt,sensor,e2e,soak,lake,readers",
     )
     p.add_argument(
         "--no-flames", action="store_true", help="skip the py-spy profiled runs (flame summaries)"
@@ -118,7 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     fresh = None
     if on("e2e") and args.smoke:  # mostly waiting on the daemon: overlap it with the rest
         fresh = pool.submit(
-            freshness.run, args.fresh_seconds, args.fresh_warmup, 200.0, 5, args.out
+            freshness.run,
+            args.fresh_seconds,
+            args.fresh_warmup,
+            200.0,
+            5,
+            args.out,
+            not args.fresh_from_start,
         )
     with s3_server() as endpoint, kafka_broker() as bootstrap:
         if on("produce"):
@@ -166,7 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         log.info("stage freshness")
         if fresh is None:
             fresh = pool.submit(
-                freshness.run, args.fresh_seconds, args.fresh_warmup, 200.0, 5, args.out
+                freshness.run,
+                args.fresh_seconds,
+                args.fresh_warmup,
+                200.0,
+                5,
+                args.out,
+                not args.fresh_from_start,
             )
         got, fcpu = fresh.result()
         rows.extend(got)
@@ -174,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.burst_events:
             log.info("stage end-to-end burst of %d events", args.burst_events)
             rows.append(freshness.burst(args.burst_events))
+    if on("soak") and args.soak_seconds:
+        log.info("stage soak: %g events/s for %g s", args.soak_rate, args.soak_seconds)
+        rows.append(freshness.soak(args.soak_rate, args.soak_seconds, args.soak_warmup, args.out))
     pool.shutdown()
     if {"produce", "consume", "bronze", "dbt"} <= set(cpu):
         rows.append(_cpu_row(cpu, args.batch, args.history))
