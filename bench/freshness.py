@@ -255,12 +255,14 @@ def run(
 
 def soak(rate: float, seconds: float, warmup_s: float, out: Path | None = None) -> Row:
     """Issue #11: ``rate`` plays/s sustained for ``seconds``; is the lag to Gold bounded?"""
-    s = _stream(rate, seconds, warmup_s, 5)
+    # From the warm-up on, reached steady state or not: a stack that never catches up
+    # must show its growing lag, not an empty count.
+    s = _stream(rate, seconds, warmup_s, 5, steady=False)
     if out is not None:
         title = f"Lag to gold.fct_plays at {rate:,.0f} plays/s"
         plot = lag_plot({"gold.fct_plays": s.gold_at}, s.started, out, "soak_lag.svg", title)
         log.info("soak lag over time: %s", plot)
-    return soak_row(s.gold_at, rate, seconds, _how(s, rate, seconds, warmup_s, 5, True))
+    return soak_row(s.gold_at, rate, seconds, _how(s, rate, seconds, warmup_s, 5, False))
 
 
 def lag_growth(points: list[tuple[float, float]]) -> float:

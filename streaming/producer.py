@@ -71,8 +71,15 @@ class ProduceStats:
         self.errors[name] = self.errors.get(name, 0) + 1
 
 
+# How long a play may wait for its batch. At make dev's 200 plays/s each produce request
+# becomes objects in the broker's storage (Tansu on SeaweedFS locally): at 20 ms the S3
+# server and the broker burned 1.1 and 0.34 cores of a 2-core machine, at 500 ms about a
+# tenth of that (docs/decisions/0016). At full speed batches fill before the linger ends.
+LINGER_MS = 500
+
+
 def producer_config(bootstrap: str) -> dict[str, object]:
-    """librdkafka settings: idempotent, lz4, ~20 ms linger to build large batches."""
+    """librdkafka settings: idempotent, lz4, batches of up to ``LINGER_MS``."""
     return {
         # Reports only failures to ``on_delivery``; see ProduceStats.
         "delivery.report.only.error": True,
@@ -80,7 +87,7 @@ def producer_config(bootstrap: str) -> dict[str, object]:
         "enable.idempotence": True,
         "acks": "all",
         "compression.type": "lz4",
-        "linger.ms": 20,
+        "linger.ms": LINGER_MS,
         "batch.size": 1_000_000,
         "batch.num.messages": 10_000,
         "queue.buffering.max.messages": 500_000,

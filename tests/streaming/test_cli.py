@@ -203,6 +203,7 @@ def test_failed_deliveries_are_counted_though_only_failures_are_reported(monkeyp
     """delivery.report.only.error: nothing is reported for a success, so a run to a broker
     that never answers must still come back with every event failed, none delivered."""
     monkeypatch.setattr(producer, "MESSAGE_TIMEOUT_MS", 300)
+    monkeypatch.setattr(producer, "LINGER_MS", 5)  # librdkafka: must be below the timeout
     stats = producer.produce(Settings(bootstrap_servers="127.0.0.1:9", topic="plays"), 50)
     assert (stats.requested, stats.delivered, stats.failed) == (50, 0, 50)
     assert stats.errors
