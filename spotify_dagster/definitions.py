@@ -3,8 +3,23 @@
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.definitions.definitions_load_context import (
+    DefinitionsLoadContext,
+    DefinitionsLoadType,
+)
+
+PROJECT = Path(__file__).parent
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+    tree = dg.ComponentTree.for_project(path_within_project=PROJECT)
+    if DefinitionsLoadContext.get().load_type == DefinitionsLoadType.RECONSTRUCTION:
+        # A run worker (every Bronze load and dbt build is one fresh process) rebuilds
+        # the definitions to find its job. `load_from_defs_folder` would also import every
+        # installed component library for the UI's catalog of component types, and
+        # dagster-snowflake's import alone (snowpark) is ~5 of a run's ~12 CPU-s of
+        # start-up: the defs folder is all a run needs (docs/decisions/0017).
+        return tree.build_defs(PROJECT / "defs")
+    # The code server the UI reads: the defs folder plus the library catalog.
+    return tree.build_defs()

@@ -47,7 +47,7 @@ from .daemon_support import (
 pytestmark = [
     pytest.mark.reliability,
     pytest.mark.integration,
-    pytest.mark.timeout(600),
+    pytest.mark.timeout(720),
     # Three `make dev` starts (each waits for its UI, ~30-60 s on a loaded 2-core machine)
     # do not fit the 3-minute budget of the other scenarios; measured figures in README.
 ]
@@ -175,10 +175,14 @@ def test_make_dev_ctrl_c_twice_mid_stream(tmp_path: Path, report: dict[str, Any]
                 return False
             return _quiet_ticks(instance, quiet_since[0]) >= 2
 
+        # On the DuckDB warehouse runs take turns, and the tail after the last load is a
+        # chain of them (hot path, marts, marts again when the hot path moved under them),
+        # each ~20 s from request to success on a quiet machine: 183 s measured on
+        # 2026-12-04, so the budget leaves room for a loaded CI machine.
         settle_s = wait_for(
             f"Gold to settle (runs in flight: {left_in_flight} after the first stop)",
             settled,
-            200,
+            300,
             every_s=1.0,
         )
         total = history[-1]
