@@ -411,9 +411,5 @@ def dg_dev(host: str, port: int) -> list[str]:
 
 
 def daemon() -> list[str]:
-    return [
-        str(Path(sys.executable).parent / "dagster-daemon"),
-        "run",
-        "-w",
-        str(REPO_ROOT / "workspace.yaml"),
-    ]
+    """The daemon without the UI, with one long-lived code server, as `make dev` has."""
+    return python("spotify_local.daemon")

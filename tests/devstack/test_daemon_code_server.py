@@ -1,0 +1,98 @@
+"""The daemon-only stack keeps one code server, as `make dev` does (decisions/0018).
+
+`dagster-daemon run -w workspace.yaml` replaces its code server every 60 s, and each new
+one loads the definitions again (~14 CPU-s). `python -m spotify_local.daemon` (what
+`make demo`, the bench and the reliability scenarios start) runs one code server for the
+daemon's whole life. This starts it as they do, lets the daemon pass its 60 s workspace
+reload, and checks the code server processes are the ones it started with; then that
+they are all in the daemon's process group, so stopping the group stops them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from spotify_dagster.environment import REPO_ROOT
+
+# Starts the daemon and a code server for over a minute: left out of `make test-fast`.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+
+RELOAD_S = 60  # dagster/_daemon/controller.py RELOAD_WORKSPACE_INTERVAL
+
+
+def group(pgid: int) -> dict[int, str]:
+    """pid -> command line of every live process in this process group (Linux /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue  # ended while we looked
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def code_servers(pgid: int) -> set[int]:
+    return {
+        pid for pid, cmd in group(pgid).items() if "code-server start" in cmd or "api grpc" in cmd
+    }
+
+
+def test_the_code_server_outlives_the_daemons_workspace_reloads(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path),
+        "DUCKDB_PATH": str(tmp_path / "wh.duckdb"),
+        "WAREHOUSE": "duckdb",
+    }
+    log = (tmp_path / "daemon.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spotify_local.daemon"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (tmp_path / "workspace.yaml").exists():
+            assert proc.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the code server never served"
+            time.sleep(0.5)
+        assert "grpc_server" in (tmp_path / "workspace.yaml").read_text()
+        time.sleep(5)  # the exec into dagster-daemon and its first workspace load
+        first = code_servers(proc.pid)
+        assert len(first) == 2, group(proc.pid)  # the proxy and the server it runs
+        time.sleep(RELOAD_S + 20)
+        assert proc.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
+        assert "dagster-daemon" in group(proc.pid)[proc.pid]
+        assert code_servers(proc.pid) == first, group(proc.pid)
+    finally:
+        # As the stack stops a child (stack.Child.stop): SIGTERM to the group, wait for
+        # the daemon, then SIGKILL whatever of the group is left.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        time.sleep(1)
+        left = group(proc.pid)
+        log.close()
+    assert proc.returncode is not None, "the daemon ignored SIGTERM for 30 s"
+    # Nothing escaped the group (a server in a session of its own would outlive the stack).
+    assert not left, f"left running after the group was stopped: {left}"
