@@ -23,39 +23,47 @@ import sys
 import time
 from pathlib import Path
 
+import yaml  # type: ignore[import-untyped]  # PyYAML comes with Dagster, without stubs
+
 from spotify_dagster.environment import REPO_ROOT
 from streaming.services import die_with_parent, free_port
 
 log = logging.getLogger(__name__)
 
-LOCATION = "spotify_dagster"
-MODULE = "spotify_dagster.definitions"
 READY_TIMEOUT_S = 300.0  # a cold start on a loaded 2-core machine takes a minute or more
 
 
-def code_server(port: int) -> list[str]:
+def location() -> tuple[str, str]:
+    """(module, location name) of the code location in the repository's workspace.yaml,
+    the one `dg dev` and `dagster definitions validate` load: served here unchanged."""
+    entry = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())["load_from"][0]
+    module = entry["python_module"]
+    return module["module_name"], module["location_name"]
+
+
+def code_server(port: int, module: str, name: str) -> list[str]:
     return [
         str(Path(sys.executable).parent / "dagster"),
         "code-server",
         "start",
         "-m",
-        MODULE,
+        module,
         "-h",
         "127.0.0.1",
         "-p",
         str(port),
         "--location-name",
-        LOCATION,
+        name,
     ]
 
 
-def workspace_yaml(port: int) -> str:
+def workspace_yaml(port: int, name: str) -> str:
     return (
         "load_from:\n"
         "  - grpc_server:\n"
         "      host: 127.0.0.1\n"
         f"      port: {port}\n"
-        f"      location_name: {LOCATION}\n"
+        f"      location_name: {name}\n"
     )
 
 
@@ -82,10 +90,11 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     home = Path(os.environ["DAGSTER_HOME"])
     port = free_port()
+    module, name = location()
     # The server is our child, and the daemon we become keeps it: same process group, and
     # Linux kills it if the daemon dies (so a SIGKILLed daemon leaves no server behind).
     server = subprocess.Popen(
-        code_server(port),
+        code_server(port, module, name),
         cwd=REPO_ROOT,
         preexec_fn=die_with_parent if sys.platform == "linux" else None,
     )
@@ -93,7 +102,7 @@ def main() -> None:
     wait_until_serving(port, server)
     log.info("code server on 127.0.0.1:%d up in %.1f s", port, time.monotonic() - started)
     workspace = home / "workspace.yaml"
-    workspace.write_text(workspace_yaml(port))
+    workspace.write_text(workspace_yaml(port, name))
     daemon = str(Path(sys.executable).parent / "dagster-daemon")
     sys.stdout.flush()
     os.execv(daemon, [daemon, "run", "-w", str(workspace)])  # noqa: S606 (fixed argv, no shell)
