@@ -26,6 +26,7 @@ from types import FrameType
 
 from spotify_dagster.environment import REPO_ROOT
 
+from .shutdown import drain_runs, freeze_daemon, kill
 from .stack import (
     Child,
     Stack,
@@ -34,7 +35,6 @@ from .stack import (
     local_stack,
     python,
     resubmit,
-    terminate_runs_in_flight,
 )
 from .ui import UiError, UiProbe, choose_port, log_size
 
@@ -163,9 +163,24 @@ def run(stack: Stack, rate: float, signals: StopSignals) -> int:
             workers, ui, probe, signals, lambda: resubmit(interrupted, "127.0.0.1", port)
         )
     finally:
+        producer.terminate()  # it flushes while Dagster's runs are drained
         if probe.answering():
-            terminate_runs_in_flight(Path(stack.env["DAGSTER_HOME"]), "127.0.0.1", port)
+            stop_dagster(ui, Path(stack.env["DAGSTER_HOME"]), port, signals.force)
         stop_children([producer, consumer, ui], signals.force)
+
+
+def stop_dagster(ui: Child, dagster_home: Path, port: int, force: threading.Event) -> None:
+    """End Dagster's runs CANCELED, then start its stop (spotify_local.shutdown says why)."""
+    if ui.proc is None or ui.proc.poll() is not None:
+        return
+    daemons = freeze_daemon(ui.proc.pid)
+    drained = drain_runs(dagster_home, "127.0.0.1", port, force)
+    kill(daemons)  # frozen: it never resumes to launch another run
+    if drained:
+        ui.terminate()
+    else:
+        log.warning("killing Dagster: the runs above are canceled and run again at the next start")
+        ui.kill()
 
 
 def supervise(

@@ -230,30 +230,6 @@ class InterruptedRun:
 INTERRUPTED_FILE = "interrupted_runs.json"
 
 
-def terminate_runs_in_flight(dagster_home: Path, host: str, port: int) -> None:
-    """Before Dagster stops: terminate its in-flight runs the way the UI's button does.
-
-    They end CANCELED (a user's stop, not a failure) instead of being killed mid-step and
-    marked FAILURE; their ids are kept so the next start runs them again.
-    """
-    import dagster as dg
-    from dagster_graphql import DagsterGraphQLClient
-
-    statuses = [dg.DagsterRunStatus[s] for s in IN_PROGRESS]
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        run_ids = [r.run_id for r in instance.get_runs(dg.RunsFilter(statuses=statuses))]
-    if not run_ids:
-        return
-    (dagster_home / INTERRUPTED_FILE).write_text(json.dumps(run_ids))
-    client = DagsterGraphQLClient(host, port_number=port, timeout=5)
-    for run_id in run_ids:
-        try:
-            client.terminate_run(run_id)
-            log.info("terminated run %s (it runs again at the next start)", run_id)
-        except Exception as exc:
-            log.warning("could not terminate run %s: %s", run_id, exc)
-
-
 def cancel_interrupted_runs(dagster_home: Path) -> list[InterruptedRun]:
     """Cancel the runs a stopped (or killed) launcher left in progress; return them.
 
@@ -355,6 +331,11 @@ class Child:
         """Ask the child to stop (SIGTERM to its group) without waiting for it."""
         if self.proc is not None and self.proc.poll() is None:
             _signal_group(self.proc.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL the child's whole process group at once."""
+        if self.proc is not None:
+            _signal_group(self.proc.pid, signal.SIGKILL)
 
     def stop(self, timeout_s: float, force: threading.Event | None = None) -> None:
         """SIGTERM the child's process group; SIGKILL after ``timeout_s`` or on ``force``."""
