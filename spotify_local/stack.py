@@ -302,6 +302,7 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     _log: IO[bytes] | None = field(default=None, repr=False)
+    _stop_asked_at: float | None = field(default=None, repr=False)
 
     @property
     def log_path(self) -> Path:
@@ -330,6 +331,7 @@ class Child:
     def terminate(self) -> None:
         """Ask the child to stop (SIGTERM to its group) without waiting for it."""
         if self.proc is not None and self.proc.poll() is None:
+            self._stop_asked_at = self._stop_asked_at or time.monotonic()
             _signal_group(self.proc.pid, signal.SIGTERM)
 
     def kill(self) -> None:
@@ -339,10 +341,13 @@ class Child:
 
     def stop(self, timeout_s: float, force: threading.Event | None = None) -> None:
         """SIGTERM the child's process group; SIGKILL after ``timeout_s`` or on ``force``."""
-        started = time.monotonic()
-        if self.proc is not None and self.proc.poll() is None:
+        # A child asked earlier (``terminate``) may be gone already: its stop still counts,
+        # from when it was asked.
+        asked_at, self._stop_asked_at = self._stop_asked_at, None
+        started = asked_at or time.monotonic()
+        if self.proc is not None and (self.proc.poll() is None or asked_at is not None):
             _signal_group(self.proc.pid, signal.SIGTERM)
-            deadline = started + timeout_s
+            deadline = time.monotonic() + timeout_s
             while self.proc.poll() is None:
                 if time.monotonic() > deadline or (force is not None and force.is_set()):
                     log.warning("%s did not stop in time: killing it", self.name)
