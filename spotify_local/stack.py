@@ -251,12 +251,15 @@ def cancel_interrupted_runs(dagster_home: Path) -> list[InterruptedRun]:
                 run, "Interrupted: make dev stopped while it ran; it runs again at start-up."
             )
             log.info("run %s (%s) was interrupted by the last stop", run.run_id, run.job_name)
-        # Runs the last stop terminated (CANCELED, or FAILURE if it ended mid-step anyway).
+        # Runs the last stop terminated: CANCELED (or FAILURE, had one ended mid-step) run
+        # again; one that finished before its termination reached it has nothing to redo.
         done = {r.run_id for r in orphans}
         runs = list(orphans) + [
             r
             for run_id in terminated
-            if run_id not in done and (r := instance.get_run_by_id(run_id)) is not None
+            if run_id not in done
+            and (r := instance.get_run_by_id(run_id)) is not None
+            and r.status != dg.DagsterRunStatus.SUCCESS
         ]
     recorded.unlink(missing_ok=True)
     return [

@@ -135,3 +135,22 @@ def test_make_dev_cancels_runs_a_stopped_launcher_left_in_progress(home: Path) -
     assert status[started.run_id] == dg.DagsterRunStatus.CANCELED
     assert status[queued.run_id] == dg.DagsterRunStatus.NOT_STARTED  # not in progress: left
     assert status[done.run_id] == dg.DagsterRunStatus.SUCCESS
+
+
+def test_runs_the_last_stop_terminated_run_again_unless_they_succeeded(home: Path) -> None:
+    """make dev's stop records every run it saw in progress (spotify_local/shutdown.py).
+    One it canceled runs again at the next start; one that finished before the
+    termination reached it has nothing left to do and is not run twice."""
+    from dagster._core.test_utils import create_run_for_test
+
+    from spotify_local.stack import INTERRUPTED_FILE, cancel_interrupted_runs
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        canceled, succeeded = (
+            create_run_for_test(instance, job_name="ingest_plays", status=status)
+            for status in (dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.SUCCESS)
+        )
+    (home / INTERRUPTED_FILE).write_text(json.dumps([canceled.run_id, succeeded.run_id]))
+
+    assert [r.run_id for r in cancel_interrupted_runs(home)] == [canceled.run_id]
+    assert not (home / INTERRUPTED_FILE).exists()
