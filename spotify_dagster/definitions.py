@@ -8,6 +8,8 @@ from dagster._core.definitions.definitions_load_context import (
     DefinitionsLoadType,
 )
 
+from spotify_dagster.run_workers import fork_run_workers
+
 PROJECT = Path(__file__).parent
 
 
@@ -21,5 +23,8 @@ def defs() -> dg.Definitions:
         # dagster-snowflake's import alone (snowpark) is ~5 of a run's ~12 CPU-s of
         # start-up: the defs folder is all a run needs (docs/decisions/0017).
         return tree.build_defs(PROJECT / "defs")
-    # The code server the UI reads: the defs folder plus the library catalog.
+    # The code server the UI reads: the defs folder plus the library catalog. It starts
+    # each run by forking a process that has already imported all of the above
+    # (docs/decisions/0020).
+    fork_run_workers()
     return tree.build_defs()

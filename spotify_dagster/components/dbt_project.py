@@ -99,6 +99,28 @@ class SpotifyDbtComponent(DbtProjectComponent):
             invocation = cli.cli(args, context=context)
             yield from invocation.stream()
         keep_partial_parse(invocation.target_path, Path(invocation.project_dir))
+        prune_run_targets(Path(invocation.target_path))
+
+
+# Per-run dbt target directories kept for debugging (compiled SQL, run_results.json, the
+# run's dbt.log): the newest ones; each is ~3 MB and `make dev` makes ~150 an hour.
+KEPT_RUN_TARGETS = 20
+
+
+def prune_run_targets(run_target: Path, keep: int = KEPT_RUN_TARGETS) -> list[Path]:
+    """Delete all but the newest ``keep`` target directories of the dbt step's runs.
+
+    dagster-dbt writes each run's artifacts to a directory of its own beside the project's
+    ``target`` files (named after the op, the run and a random suffix) and never removes
+    it: left alone they grow without bound under a stream. The current run's directory is
+    always kept; a directory another build is writing now is among the newest."""
+    prefix = run_target.name.split("-", 1)[0] + "-"
+    siblings = [d for d in run_target.parent.iterdir() if d.is_dir() and d.name.startswith(prefix)]
+    siblings.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+    removed = [d for d in siblings[keep:] if d != run_target]
+    for d in removed:
+        shutil.rmtree(d, ignore_errors=True)  # another build may have pruned it already
+    return removed
 
 
 def keep_partial_parse(run_target: Path, project_dir: Path) -> None:

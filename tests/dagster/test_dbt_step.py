@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 from spotify_dagster.components.dbt_cli import InstalledDbtCliResource, dbt_executable
-from spotify_dagster.components.dbt_project import environment, keep_partial_parse
+from spotify_dagster.components.dbt_project import (
+    environment,
+    keep_partial_parse,
+    prune_run_targets,
+)
 from spotify_dagster.environment import DBT_PROJECT_DIR
 
 
@@ -42,3 +46,23 @@ def test_a_finished_runs_parse_replaces_the_prepared_one(tmp_path: Path) -> None
     keep_partial_parse(run, project)
     assert (project / "target" / "partial_parse.msgpack").read_bytes() == b"this stack"
     assert not list((project / "target").glob("*.tmp"))
+
+
+def test_old_run_target_directories_are_pruned_the_current_one_kept(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "manifest.json").write_text("{}")  # the deployed state: never touched
+    (target / "other_op-aaaaaaa-bbbbbbb").mkdir()  # another op's runs: not ours to prune
+    runs = []
+    for i in range(6):
+        run = target / f"dbt_spotify_models-{i:07d}-abcdef{i}"
+        (run / "compiled").mkdir(parents=True)
+        os.utime(run, (1_000_000 + i, 1_000_000 + i))
+        runs.append(run)
+    current = runs[0]  # even the oldest mtime (a clock step) keeps the current run's
+    removed = prune_run_targets(current, keep=3)
+    assert sorted(removed) == sorted(runs[1:3])
+    left = sorted(p.name for p in target.iterdir())
+    assert left == sorted(
+        ["manifest.json", "other_op-aaaaaaa-bbbbbbb", *(r.name for r in (current, *runs[3:]))]
+    )

@@ -27,6 +27,7 @@ from typing import Any
 
 import dagster as dg
 import duckdb
+import psutil
 import yaml
 from confluent_kafka import Consumer, TopicPartition
 from dagster._core.scheduler.instigation import TickStatus
@@ -51,6 +52,7 @@ from streaming.producer import ProduceStats, produce
 from .conftest import RecordingSimulator
 
 SENSOR_INTERVAL_S = 2
+FORK_SERVER = "multiprocessing.forkserver"
 # Small batches so a few thousand events make tens of objects; a short session so a
 # restarted consumer gets its partitions back in about a second.
 STACK_ENV = {
@@ -83,6 +85,23 @@ def wait_for(
             raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
         time.sleep(every_s)
     return time.monotonic() - started
+
+
+def forked_run_workers(leader: int) -> list[int]:
+    """Pids of run workers the code server forked from its fork server (decisions/0020),
+    among the descendants of ``leader``: processes whose parent is the fork server (both
+    show the fork server's command line; the fork server's own parent is the code server).
+    """
+    found = []
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for proc in psutil.Process(leader).children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                parent = proc.parent()
+                if parent is not None and all(
+                    FORK_SERVER in " ".join(p.cmdline()) for p in (proc, parent)
+                ):
+                    found.append(proc.pid)
+    return found
 
 
 def instance_yaml(overrides: Mapping[str, Any] | None = None) -> str:

@@ -28,6 +28,7 @@ from .daemon_support import (
     copy_logs,
     daemon_stack,
     exactness,
+    forked_run_workers,
     wait_for,
 )
 
@@ -71,6 +72,10 @@ def test_daemon_sigkilled_mid_run_then_restarted(tmp_path: Path, report: dict[st
             [orphan] = ds.runs([dg.DagsterRunStatus.STARTED])
             assert orphan.run_id in pool_holders(ds)
             assert ds.daemon.proc is not None
+            # The run's worker was forked from the code server's warm fork server, not
+            # spawned cold (decisions/0020), and it is in the group killed next.
+            workers = forked_run_workers(ds.daemon.proc.pid)
+            assert workers, "no run worker under the code server's fork server"
             os.killpg(ds.daemon.proc.pid, signal.SIGKILL)
             ds.daemon.proc.wait()
             killed_at = time.monotonic()
