@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import sys
+from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 from typing import Any
 
@@ -91,8 +93,19 @@ def fork_run_workers() -> bool:
         log.warning("DagsterApiServer.StartRun no longer reads _mp_ctx: runs start cold")
         return False
     context = multiprocessing.get_context("forkserver")
-    # The fork server starts at the first run and imports these before it forks anything.
+    # The fork server imports these before it forks anything.
     context.set_forkserver_preload(list(PRELOAD))
     DagsterApiServer._mp_ctx = _RunContext(context)  # type: ignore[assignment]
+    if serving(sys.argv):
+        # Start it now, beside the code server's own load, so the first run does not wait
+        # for its imports either. Elsewhere (`dagster definitions validate`, `dg check`,
+        # tests) it would be a process nobody uses: there it starts at a first run, if any.
+        forkserver.ensure_running()
     log.info("run workers fork from a warm process (%s=spawn to turn off)", ENV_VAR)
     return True
+
+
+def serving(argv: list[str]) -> bool:
+    """Whether this process is a code server: `dagster api grpc`, which `dg dev`,
+    `dagster code-server start` and compose's code location all run to serve the code."""
+    return argv[1:3] == ["api", "grpc"]

@@ -68,3 +68,11 @@ def test_every_preloaded_module_imports() -> None:
 
     for name in run_workers.PRELOAD:
         importlib.import_module(name)
+
+
+def test_only_a_code_server_starts_the_fork_server_before_its_first_run() -> None:
+    assert run_workers.serving(["/venv/lib/dagster/__main__.py", "api", "grpc", "-m", "x"])
+    assert run_workers.serving(["/venv/bin/dagster", "api", "grpc", "--socket", "/tmp/s"])
+    assert not run_workers.serving(["/venv/bin/dagster", "definitions", "validate"])
+    assert not run_workers.serving(["/venv/bin/pytest", "tests/dagster"])
+    assert not run_workers.serving(["-c"])
