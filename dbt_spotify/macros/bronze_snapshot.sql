@@ -8,10 +8,12 @@
     read of Bronze in the build goes through this macro: the whole build sees one Bronze.
     An environment variable, not a var: a var that changes on every run makes dbt parse the
     whole project again each time. Var `bronze_snapshot` still wins (tests, a manual run).
-    Other targets (a DuckDB file, Snowflake) leave both unset.
+    Other targets (a DuckDB file, Snowflake) leave both unset. Read only when dbt executes:
+    an env var read while parsing is recorded, and its new value every run would make dbt
+    parse the models that read Bronze again each time (the pin changes no ref or config).
 #}
 {% macro bronze_at_snapshot() -%}
-    {%- set snapshot = var('bronze_snapshot', env_var('DBT_BRONZE_SNAPSHOT', '')) -%}
+    {%- set snapshot = var('bronze_snapshot', env_var('DBT_BRONZE_SNAPSHOT', '')) if execute else '' -%}
     {%- if snapshot is not none and snapshot | string | length > 0 %}
         {{- ' ' }}at (version => {{ snapshot | int }})
     {%- endif -%}
