@@ -116,11 +116,18 @@ def prune_run_targets(run_target: Path, keep: int = KEPT_RUN_TARGETS) -> list[Pa
     always kept; a directory another build is writing now is among the newest."""
     prefix = run_target.name.split("-", 1)[0] + "-"
     siblings = [d for d in run_target.parent.iterdir() if d.is_dir() and d.name.startswith(prefix)]
-    siblings.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+    siblings.sort(key=_mtime, reverse=True)
     removed = [d for d in siblings[keep:] if d != run_target]
     for d in removed:
         shutil.rmtree(d, ignore_errors=True)  # another build may have pruned it already
     return removed
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # pruned meanwhile by a build of another stack sharing this checkout
+        return 0.0
 
 
 def keep_partial_parse(run_target: Path, project_dir: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from spotify_dagster.components.dbt_cli import InstalledDbtCliResource, dbt_executable
 from spotify_dagster.components.dbt_project import (
+    _mtime,
     environment,
     keep_partial_parse,
     prune_run_targets,
@@ -66,3 +67,9 @@ def test_old_run_target_directories_are_pruned_the_current_one_kept(tmp_path: Pa
     assert left == sorted(
         ["manifest.json", "other_op-aaaaaaa-bbbbbbb", *(r.name for r in (current, *runs[3:]))]
     )
+
+
+def test_a_run_directory_pruned_meanwhile_sorts_as_oldest(tmp_path: Path) -> None:
+    """Stacks sharing a checkout (make dev beside make test) prune the same directory: one
+    removed between the listing and the sort must not fail a build that succeeded."""
+    assert _mtime(tmp_path / "dbt_spotify_models-gone") == 0.0
