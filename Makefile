@@ -13,13 +13,17 @@ DBT_FILES  := $(shell find dbt_spotify/models dbt_spotify/macros dbt_spotify/tes
 
 .PHONY: install dev dev-reset demo test test-fast lint typecheck format bench bench-throughput clean
 
-$(STAMP): pyproject.toml uv.lock
+$(STAMP): pyproject.toml uv.lock Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# uv installs the locked versions CI tested, in seconds (docs/decisions/0002).
 	# A venv made by another tool may lack pip: bootstrap it from the standard library.
 	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --upgrade
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.5,<1"
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --quiet --locked --all-extras --python $(BIN)/python
+	# --compile-bytecode: uv does not write .pyc files by default, and Python cannot write
+	# them either where PYTHONDONTWRITEBYTECODE is set (CI images, Docker); every process
+	# (each dbt build, each run worker) then compiled dbt and Dagster from source again
+	# (docs/decisions/0022).
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --quiet --locked --all-extras --compile-bytecode --python $(BIN)/python
 	touch $(STAMP)
 
 $(DEFS_STATE): $(STAMP) $(DBT_FILES)

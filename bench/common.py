@@ -97,6 +97,7 @@ class TreeCpu:
         self.interval = interval
         self.seen: dict[int, float] = {}
         self.commands: dict[int, str] = {}
+        self.parents: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._root = os.getpid()
@@ -118,6 +119,7 @@ class TreeCpu:
                 self.seen[pid] = max(self.seen.get(pid, 0.0), cpu[pid])
                 if pid not in self.commands:
                     self.commands[pid] = _proc_command(pid)
+                    self.parents[pid] = parents[pid]
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -152,6 +154,47 @@ class TreeCpu:
             for pid, v in self.seen.items()
             if program in [Path(a).name for a in self.commands.get(pid, "").split("\0")[:2]]
         )
+
+    def by_program(self) -> dict[str, float]:
+        """CPU seconds of the descendants per program, largest first (see ``program_label``).
+
+        A process with its parent's command line is a fork of it (a run worker of the code
+        server's fork server): it counts apart, as "<label> (fork)".
+        """
+        out: dict[str, float] = {}
+        for pid, v in self.seen.items():
+            command = self.commands.get(pid, "")
+            label = program_label(command)
+            if command and self.commands.get(self.parents.get(pid, 0)) == command:
+                label += " (fork)"
+            out[label] = out.get(label, 0.0) + v - self._base.get(pid, 0.0)
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def program_label(command: str) -> str:
+    """A short name for a NUL-joined argv: the program, the script an interpreter runs, the
+    module of ``python -m``, or the first words of ``python -c``; the subcommand of
+    dagster and dbt (``dagster api grpc``, ``dbt build``)."""
+    argv = [a for a in command.split("\0") if a]
+    if not argv:
+        return "?"
+    args = argv[1:]
+    name = Path(argv[0]).name
+    if name.startswith("python"):
+        # Interpreter flags (-B, -u, -O, ...) before the script, -m or -c.
+        while args and args[0].startswith("-") and args[0] not in ("-m", "-c"):
+            args = args[1:]
+    if name.startswith("python") and args:
+        if args[0] == "-m" and len(args) > 1:
+            name, args = args[1], args[2:]
+        elif args[0] == "-c" and len(args) > 1:
+            return "python -c " + " ".join(args[1].split()[:4])[:60]
+        elif not args[0].startswith("-"):
+            name, args = Path(args[0]).name, args[1:]
+    words = [a for a in args[:2] if not a.startswith("-")]
+    if name in ("dagster", "dbt", "dagster-daemon", "dagster-webserver") and words:
+        return " ".join([name, *words])
+    return name
 
 
 def repeat(n: int, fn: Callable[[int], float]) -> list[float]:

@@ -17,7 +17,7 @@ import gzip
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +150,7 @@ class Stream:
     builds: dict[str, dict[str, int]]
     cpu_s: float
     dbt_cpu_s: float
+    cpu_by_program: dict[str, float] = field(default_factory=dict)
 
 
 def _stream(
@@ -199,6 +200,7 @@ def _stream(
                     dbt_cpu_s=0.0,
                 )
     stream.cpu_s, stream.dbt_cpu_s = cpu.total, cpu.of("dbt")
+    stream.cpu_by_program = cpu.by_program()
     return stream
 
 
@@ -213,6 +215,11 @@ def _how(
         f"{rate:g} plays/s for {seconds:g} s; counted: {counted}; start-up: {first} after the "
         f"producer started; sensor every {interval_s} s; ingest runs {s.runs}; dbt runs {s.builds}"
     )
+
+
+def _top_programs(by_program: dict[str, float], n: int = 6) -> str:
+    """The ``n`` programs that spent the most CPU: "dbt build 169, ..." (CPU-s)."""
+    return ", ".join(f"{label} {cpu:.0f}" for label, cpu in list(by_program.items())[:n])
 
 
 def run(
@@ -246,8 +253,13 @@ def run(
             met=per_m <= TARGET_DBT_CPU_PER_M,
             higher_is_better=False,
             notes=f"{s.dbt_cpu_s:.0f} CPU-s of dbt for {events:,} events; whole stack "
-            f"{s.cpu_s:.0f} CPU-s; {how}",
-            extra={"dbt_cpu_s": s.dbt_cpu_s, "stack_cpu_s": s.cpu_s, "events": events},
+            f"{s.cpu_s:.0f} CPU-s ({_top_programs(s.cpu_by_program)}); {how}",
+            extra={
+                "dbt_cpu_s": s.dbt_cpu_s,
+                "stack_cpu_s": s.cpu_s,
+                "events": events,
+                "cpu_s_by_program": s.cpu_by_program,
+            },
         ),
     ]
     return rows, {"cpu_s": s.cpu_s, "dbt_cpu_s": s.dbt_cpu_s, "events": events}

@@ -39,6 +39,14 @@ PRELOAD: tuple[str, ...] = (
     "dagster_aws.s3",
     "boto3",
     "duckdb",
+    # dagster-dbt imports dbt's selection code (and networkx) the first time a run's
+    # definitions select the dbt models; the Bronze audit reads Kafka's offsets.
+    "dbt.graph.cli",
+    "dbt.graph.selector",
+    "dbt.contracts.graph.manifest",
+    "dbt.flags",
+    "tomlkit",
+    "confluent_kafka.admin",
     "spotify_dagster.definitions",
     "spotify_dagster.components.dbt_project",
     "spotify_dagster.defs.bronze.assets",

@@ -10,6 +10,8 @@ STARTED run's worker under the fork server).
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -68,6 +70,23 @@ def test_every_preloaded_module_imports() -> None:
 
     for name in run_workers.PRELOAD:
         importlib.import_module(name)
+
+
+def test_the_preloaded_modules_start_no_thread() -> None:
+    """The fork server forks runs from the process that imported these: a thread started
+    by an import would not exist in the fork, and a lock it held would stay held there."""
+    code = (
+        "import importlib, threading, sys\n"
+        "for name in sys.argv[1:]: importlib.import_module(name)\n"
+        "print(threading.active_count())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *run_workers.PRELOAD],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "1", out.stdout
 
 
 def test_only_a_code_server_starts_the_fork_server_before_its_first_run() -> None:
