@@ -184,12 +184,12 @@ def program_label(command: str) -> str:
         # Interpreter flags (-B, -u, -O, ...) before the script, -m or -c.
         while args and args[0].startswith("-") and args[0] not in ("-m", "-c"):
             args = args[1:]
-    if name.startswith("python") and args:
-        if args[0] == "-m" and len(args) > 1:
+        head = args[0] if args else ""
+        if head == "-m" and len(args) > 1:
             name, args = args[1], args[2:]
-        elif args[0] == "-c" and len(args) > 1:
+        elif head == "-c" and len(args) > 1:
             return "python -c " + " ".join(args[1].split()[:4])[:60]
-        elif not args[0].startswith("-"):
+        elif head and not head.startswith("-"):
             name, args = Path(args[0]).name, args[1:]
     words = [a for a in args[:2] if not a.startswith("-")]
     if name in ("dagster", "dbt", "dagster-daemon", "dagster-webserver") and words:
