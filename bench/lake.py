@@ -151,6 +151,50 @@ def small_files(s3_endpoint: str, postgres_dsn: str, loads: int) -> Row:
     )
 
 
+def tick_cpu(s3_endpoint: str, postgres_dsn: str, ticks: int) -> Row:
+    """The Bronze store's calls of one ``make dev`` tick on the lake (ledger, load of one
+    ~1,000-row object, reconciliation, audit), CPU-seconds per tick: in one store session
+    (one lake database, cursors for each call) against a database opened per call."""
+    per_load = DEV_RATE * DEV_TICK_S
+    sim = Simulator(seed=13)
+    per_tick: dict[bool, list[float]] = {True: [], False: []}
+    for held in (False, True):
+        with fresh_lake(s3_endpoint, postgres_dsn) as (lake, client, bucket):
+            store = DuckLakeBronzeStore(lake)
+            store.already_loaded([])
+            for i in range(ticks):
+                first = i * per_load
+                values = sim.batch(per_load)
+                lines = [raw_line(0, first + n, v, {}) for n, v in enumerate(values)]
+                key = object_key("raw", "plays", 0, first, first + per_load - 1)
+                body = encode(lines)
+                client.put_object(Bucket=bucket, Key=key, Body=body)
+                obj = LocalObject(
+                    key, "plays", "plays", 0, first, first + per_load - 1, None, "etag",
+                    len(body), per_load, url=f"s3://{bucket}/{key}",
+                )  # fmt: skip
+                with timed() as t, store.session() if held else contextlib.nullcontext():
+                    store.already_loaded([key])
+                    store.load([obj], f"tick-{i}")
+                    if not store.reconcile().ok:
+                        raise RuntimeError(f"tick {i}: Bronze does not reconcile")
+                    store.audit(client, bucket, ["raw", "quarantine"], None, per_load)
+                per_tick[held].append(t["cpu"])
+    ours, before = median(per_tick[True]), median(per_tick[False])
+    return Row(
+        stage="Bronze store calls of one make dev tick (DuckLake)",
+        metric=f"CPU-s per tick: ledger, load of {per_load:,} rows, reconciliation, audit",
+        unit="CPU-s",
+        ours=ours,
+        baseline=before,
+        higher_is_better=False,
+        runs=per_tick[True],
+        baseline_runs=per_tick[False],
+        notes=f"one lake database per run (store session) vs one per call (baseline); "
+        f"{ticks} ticks each, medians; ratio {before / ours:.1f}x",
+    )
+
+
 def readers_row(report: ReaderReport, events: int) -> Row:
     ok = (
         report.errors == 0

@@ -46,6 +46,7 @@ SMOKE = {
     "burst_events": 0,
     "lake_rows": 20_000,
     "lake_loads": 20,
+    "lake_ticks": 2,
     "reader_events": 0,
     "soak_seconds": 0.0,  # minutes at 20k/s; its row is unit-tested (tests/bench)
 }
@@ -75,6 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--soak-seconds", type=float, default=300.0, help="producing time; 0: none")
     p.add_argument("--soak-warmup", type=float, default=60.0, help="seconds not counted (soak)")
     p.add_argument("--burst-events", type=int, default=100_000, help="0: no burst run")
+    p.add_argument(
+        "--lake-ticks", type=int, default=10, help="make dev ticks timed per way (lake CPU)"
+    )
     p.add_argument("--lake-rows", type=int, default=1_000_000, help="rows (Bronze on DuckLake)")
     p.add_argument(
         "--lake-loads", type=int, default=720, help="make dev ticks (lake files; 720 = 1 hour)"
@@ -162,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(lake.bronze_rate(endpoint, dsn, args.lake_rows, args.runs))
             log.info("stage lake files over %d make dev loads", args.lake_loads)
             rows.append(lake.small_files(endpoint, dsn, args.lake_loads))
+            log.info("stage Bronze store calls per make dev tick on the lake")
+            rows.append(lake.tick_cpu(endpoint, dsn, args.lake_ticks))
     if on("readers") and args.reader_events:
         log.info("stage reader beside a demo of %d events", args.reader_events)
         with tempfile.TemporaryDirectory(prefix="bench-readers-") as tmp:

@@ -141,6 +141,22 @@ def lake_connection(config: LakeConfig) -> Iterator[Any]:
         conn.close()
 
 
+@contextlib.contextmanager
+def lake_cursor(conn: Any) -> Iterator[Any]:
+    """A new connection (cursor) to the database of an open lake connection, closed at the
+    end of the block: its own transactions, without opening the lake again.
+
+    Opening the lake loads three extensions and attaches the catalog: ~0.35 s and ~0.45
+    CPU-s on this machine, against ~0.02 s for a cursor (measured 2026-12-05).
+    """
+    cursor = conn.cursor()
+    try:
+        cursor.execute(f"use {LAKE_ALIAS}")  # a cursor starts in the in-memory catalog
+        yield cursor
+    finally:
+        cursor.close()
+
+
 def current_snapshot(conn: Any) -> int:
     """The lake's newest snapshot id: what a reader sees now, pinned with ``at (version => n)``."""
     return int(conn.execute(f"select id from {LAKE_ALIAS}.current_snapshot()").fetchone()[0])

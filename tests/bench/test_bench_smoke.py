@@ -32,6 +32,7 @@ STAGES = {
     "consume+land scaling (2 vs 1 process)",
     "Bronze load (DuckLake)",
     "lake files after an hour of make dev loads",
+    "Bronze store calls of one make dev tick (DuckLake)",
 }
 
 

@@ -260,17 +260,7 @@ def test_ingest_run_on_the_lake_streams_dbt_results_as_models_finish(
     from spotify_dagster.defs.landing.sensor import run_config_for
     from spotify_dagster.testing import ingest_and_build
 
-    for name, value in {
-        **lake.dbt_env(),
-        "WAREHOUSE": "local",
-        "S3_ENDPOINT_URL": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test-secret",
-        "AWS_REGION": "us-east-1",
-        "LANDING_PREFIX": "raw",
-        "QUARANTINE_PREFIX": "quarantine",
-    }.items():
-        monkeypatch.setenv(name, value)
+    _stack_env(lake, s3_endpoint, monkeypatch)
     client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
     bucket = lake.data_path.split("/")[2]
     produced: list[str] = []
@@ -312,3 +302,62 @@ def test_ingest_run_on_the_lake_streams_dbt_results_as_models_finish(
     with lake_connection(lake) as conn:
         gold = sorted(r[0] for r in conn.execute("select event_id from gold.fct_plays").fetchall())
     assert gold == sorted(produced)
+
+
+def _stack_env(lake: LakeConfig, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment `make dev` gives Dagster on the lake."""
+    for name, value in {
+        **lake.dbt_env(),
+        "WAREHOUSE": "local",
+        "S3_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test-secret",
+        "AWS_REGION": "us-east-1",
+        "LANDING_PREFIX": "raw",
+        "QUARANTINE_PREFIX": "quarantine",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_an_ingest_run_opens_the_lake_once(
+    lake: LakeConfig, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ledger, the load, the reconciliation and the audit of one Bronze run share one
+    lake database (each open loads three extensions: ~0.45 CPU-s); a second run of the
+    same objects loads nothing and its checks still pass."""
+    import dagster as dg
+
+    import spotify_dagster.lake as lake_module
+    from spotify_dagster.definitions import defs
+    from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
+    from spotify_dagster.defs.landing.sensor import run_config_for
+
+    _stack_env(lake, s3_endpoint, monkeypatch)
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    keys = _land(client, lake.data_path.split("/")[2], 2)
+    opened: list[LakeConfig] = []
+    real_open = lake_module.open_lake
+
+    def counted(config: LakeConfig) -> Any:
+        opened.append(config)
+        return real_open(config)
+
+    monkeypatch.setattr(lake_module, "open_lake", counted)
+    job = defs().resolve_job_def(INGEST_JOB_NAME)
+    with dg.instance_for_test() as instance:
+        for rows in (2 * PER_OBJECT, 0):
+            opened.clear()
+            result = job.execute_in_process(
+                run_config=run_config_for(keys), instance=instance, raise_on_error=False
+            )
+            assert result.success
+            checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+            assert checks and all(checks.values()), checks
+            assert "offsets_complete" in checks  # the audit ran, on the held database
+            loaded = [
+                m.materialization.metadata["rows_loaded"].value
+                for m in result.get_asset_materialization_events()
+                if m.asset_key.path == ["bronze", "plays"]
+            ]
+            assert loaded == [rows]
+            assert len(opened) == 1, f"the run opened the lake {len(opened)} times"

@@ -5,7 +5,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
@@ -14,7 +14,11 @@ from pydantic import Field
 from spotify_dagster.defs.bronze.audit import AuditReport, KafkaPosition, kafka_positions
 from spotify_dagster.defs.bronze.duckdb_store import LoadResult, Reconciliation
 from spotify_dagster.defs.bronze.objects import describe, download
-from spotify_dagster.defs.bronze.warehouse import DuckDBBronzeStore, WarehouseResource
+from spotify_dagster.defs.bronze.warehouse import (
+    BronzeStore,
+    DuckDBBronzeStore,
+    WarehouseResource,
+)
 from spotify_dagster.defs.landing.assets import LANDED_OBJECTS
 from spotify_dagster.defs.landing.listing import list_all_objects
 from spotify_dagster.environment import Environment
@@ -200,55 +204,63 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         store = cast("WarehouseResource", warehouse).bronze_store()
         client = s3.get_client()
-        keys = list(dict.fromkeys(config.object_keys)) or _all_landed_keys(client, env)
-        done = store.already_loaded(keys)
-        todo = [k for k in keys if k not in done]
-        context.log.info("%d objects requested, %d already loaded", len(keys), len(done))
-        if getattr(store, "reads_bucket", False):
-            # DuckLake reads the objects in the bucket (httpfs) inside its transaction.
-            objects = describe(client, env.s3_bucket, todo, env.landing_root, env.quarantine_root)
-            result = store.load(objects, context.run_id)
-        else:
-            with tempfile.TemporaryDirectory(prefix="bronze-") as tmp:
-                # Download before connecting: DuckDB allows one writer process, so the file
-                # lock is held only while rows are written.
-                local = download(
-                    client, env.s3_bucket, todo, Path(tmp), env.landing_root, env.quarantine_root
-                )
-                result = store.load(local, context.run_id)
-        # One read of the ledger and the tables gives both the totals and the check.
-        reconciliation = store.reconcile()
-        skipped = len(done) + result.objects_skipped
-        yield dg.MaterializeResult(
-            asset_key=BRONZE_PLAYS,
-            metadata={
-                "dagster/row_count": reconciliation.plays_rows,
-                "rows_loaded": result.plays_rows,
-                "objects_loaded": result.objects_loaded,
-                "objects_skipped": skipped,
-                "preview": dg.MetadataValue.md(_markdown(result.preview)),
-            },
-        )
-        yield dg.MaterializeResult(
-            asset_key=BRONZE_QUARANTINE,
-            metadata={
-                "dagster/row_count": reconciliation.quarantine_rows,
-                "rows_quarantined": result.quarantine_rows,
-            },
-        )
-        yield _reconcile_result(reconciliation)
-        yield _quarantine_rate_result(result, reconciliation, env.quarantine_rate_warn)
-        if audits:
-            report = cast("DuckDBBronzeStore", store).audit(
-                client,
-                env.s3_bucket,
-                [env.landing_root, env.quarantine_root],
-                _kafka_positions(env, context.log),
-                env.batch_max_events,
+        # One lake database for the run's ledger, load, reconciliation and audit.
+        with store.session():
+            keys = list(dict.fromkeys(config.object_keys)) or _all_landed_keys(client, env)
+            done = store.already_loaded(keys)
+            todo = [k for k in keys if k not in done]
+            context.log.info("%d objects requested, %d already loaded", len(keys), len(done))
+            result = _load(store, client, env, todo, context.run_id)
+            # One read of the ledger and the tables gives both the totals and the check.
+            reconciliation = store.reconcile()
+            skipped = len(done) + result.objects_skipped
+            yield dg.MaterializeResult(
+                asset_key=BRONZE_PLAYS,
+                metadata={
+                    "dagster/row_count": reconciliation.plays_rows,
+                    "rows_loaded": result.plays_rows,
+                    "objects_loaded": result.objects_loaded,
+                    "objects_skipped": skipped,
+                    "preview": dg.MetadataValue.md(_markdown(result.preview)),
+                },
             )
-            yield completeness_result(report)
+            yield dg.MaterializeResult(
+                asset_key=BRONZE_QUARANTINE,
+                metadata={
+                    "dagster/row_count": reconciliation.quarantine_rows,
+                    "rows_quarantined": result.quarantine_rows,
+                },
+            )
+            yield _reconcile_result(reconciliation)
+            yield _quarantine_rate_result(result, reconciliation, env.quarantine_rate_warn)
+            if audits:
+                report = cast("DuckDBBronzeStore", store).audit(
+                    client,
+                    env.s3_bucket,
+                    [env.landing_root, env.quarantine_root],
+                    _kafka_positions(env, context.log),
+                    env.batch_max_events,
+                )
+                yield completeness_result(report)
 
     return bronze_load
+
+
+def _load(
+    store: BronzeStore, client: Any, env: Environment, keys: list[str], run_id: str
+) -> LoadResult:
+    """Load the objects not loaded yet, read where the store reads them."""
+    if getattr(store, "reads_bucket", False):
+        # DuckLake reads the objects in the bucket (httpfs) inside its transaction.
+        objects = describe(client, env.s3_bucket, keys, env.landing_root, env.quarantine_root)
+        return store.load(objects, run_id)
+    with tempfile.TemporaryDirectory(prefix="bronze-") as tmp:
+        # Download before connecting: DuckDB allows one writer process, so the file lock is
+        # held only while rows are written.
+        local = download(
+            client, env.s3_bucket, keys, Path(tmp), env.landing_root, env.quarantine_root
+        )
+        return store.load(local, run_id)
 
 
 def _reconcile_result(r: Reconciliation) -> dg.AssetCheckResult:

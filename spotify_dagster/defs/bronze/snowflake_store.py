@@ -713,6 +713,10 @@ class SnowflakeBronzeStore:
             finally:
                 conn.close()
 
+    def session(self) -> contextlib.AbstractContextManager[None]:
+        # A connection per call, as dagster-snowflake hands them out.
+        return contextlib.nullcontext()
+
     def already_loaded(self, keys: Sequence[str]) -> set[str]:
         with self._cursor() as cur:
             ensure_tables(cur)

@@ -22,7 +22,7 @@ from spotify_dagster.defs.bronze import duckdb_store as bronze_duckdb
 from spotify_dagster.defs.bronze import ducklake_store as bronze_ducklake
 from spotify_dagster.defs.bronze.duckdb_store import LoadResult, Reconciliation
 from spotify_dagster.defs.bronze.objects import LocalObject, corruption
-from spotify_dagster.lake import LakeConfig, lake_connection
+from spotify_dagster.lake import LakeConfig, lake_connection, lake_cursor
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,10 @@ class BronzeStore(Protocol):
         """Lines written by the consumer against rows loaded."""
         ...
 
+    def session(self) -> contextlib.AbstractContextManager[None]:
+        """Hold what the calls in the block share (one lake database), released at its end."""
+        ...
+
 
 @contextlib.contextmanager
 def duckdb_connection(resource: DuckDBResource) -> Iterator[Any]:
@@ -78,6 +82,10 @@ class DuckDBBronzeStore:
 
     def _connect(self) -> contextlib.AbstractContextManager[Any]:
         return duckdb_connection(self._resource)
+
+    def session(self) -> contextlib.AbstractContextManager[None]:
+        # Nothing held: each call takes the file's single-writer lock only while it works.
+        return contextlib.nullcontext()
 
     def _load(
         self, conn: Any, objects: Sequence[LocalObject], load_id: str, corrupt: dict[str, str]
@@ -164,8 +172,26 @@ class DuckLakeBronzeStore(DuckDBBronzeStore):
 
     def __init__(self, config: LakeConfig) -> None:
         self._config = config
+        self._held: Any = None
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """One lake database for the block: each call inside takes a cursor of it instead
+        of opening the lake again (a Bronze run made four: ledger, load, reconciliation,
+        audit). Cursors keep their own transactions, so the calls behave as before."""
+        if self._held is not None:  # nested: the outer session holds it
+            yield
+            return
+        with lake_connection(self._config) as conn:
+            self._held = conn
+            try:
+                yield
+            finally:
+                self._held = None
 
     def _connect(self) -> contextlib.AbstractContextManager[Any]:
+        if self._held is not None:
+            return lake_cursor(self._held)
         return lake_connection(self._config)
 
     def _load(
