@@ -109,6 +109,20 @@ def bronze_rate(s3_endpoint: str, postgres_dsn: str, rows: int, runs: int) -> Ro
     )
 
 
+def land_tick(client: Any, bucket: str, sim: Simulator, i: int, per_load: int) -> LocalObject:
+    """Tick ``i``'s object of ``per_load`` plays on partition 0, landed in the bucket as the
+    consumer lands it, described for a load that reads it in place."""
+    first = i * per_load
+    lines = [raw_line(0, first + n, v, {}) for n, v in enumerate(sim.batch(per_load))]
+    key = object_key("raw", "plays", 0, first, first + per_load - 1)
+    body = encode(lines)
+    client.put_object(Bucket=bucket, Key=key, Body=body)
+    return LocalObject(
+        key, "plays", "plays", 0, first, first + per_load - 1, None, "etag",
+        len(body), per_load, url=f"s3://{bucket}/{key}",
+    )  # fmt: skip
+
+
 def small_files(s3_endpoint: str, postgres_dsn: str, loads: int) -> Row:
     """``loads`` Bronze loads of a ``make dev`` tick each (an hour at 720), then one upkeep
     pass with the shipped retention: live data files before and after."""
@@ -119,16 +133,7 @@ def small_files(s3_endpoint: str, postgres_dsn: str, loads: int) -> Row:
         store.already_loaded([])
         started = time.perf_counter()
         for i in range(loads):
-            first = i * per_load
-            lines = [raw_line(0, first + n, v, {}) for n, v in enumerate(sim.batch(per_load))]
-            key = object_key("raw", "plays", 0, first, first + per_load - 1)
-            body = encode(lines)
-            client.put_object(Bucket=bucket, Key=key, Body=body)
-            obj = LocalObject(
-                key, "plays", "plays", 0, first, first + per_load - 1, None, "etag",
-                len(body), per_load, url=f"s3://{bucket}/{key}",
-            )  # fmt: skip
-            store.load([obj], f"tick-{i}")
+            store.load([land_tick(client, bucket, sim, i, per_load)], f"tick-{i}")
         load_s = time.perf_counter() - started
         with lake_connection(lake) as conn:
             with timed() as t:
@@ -163,18 +168,9 @@ def tick_cpu(s3_endpoint: str, postgres_dsn: str, ticks: int) -> Row:
             store = DuckLakeBronzeStore(lake)
             store.already_loaded([])
             for i in range(ticks):
-                first = i * per_load
-                values = sim.batch(per_load)
-                lines = [raw_line(0, first + n, v, {}) for n, v in enumerate(values)]
-                key = object_key("raw", "plays", 0, first, first + per_load - 1)
-                body = encode(lines)
-                client.put_object(Bucket=bucket, Key=key, Body=body)
-                obj = LocalObject(
-                    key, "plays", "plays", 0, first, first + per_load - 1, None, "etag",
-                    len(body), per_load, url=f"s3://{bucket}/{key}",
-                )  # fmt: skip
+                obj = land_tick(client, bucket, sim, i, per_load)
                 with timed() as t, store.session() if held else contextlib.nullcontext():
-                    store.already_loaded([key])
+                    store.already_loaded([obj.key])
                     store.load([obj], f"tick-{i}")
                     if not store.reconcile().ok:
                         raise RuntimeError(f"tick {i}: Bronze does not reconcile")
