@@ -174,7 +174,9 @@ def tick_cpu(s3_endpoint: str, postgres_dsn: str, ticks: int) -> Row:
                     store.load([obj], f"tick-{i}")
                     if not store.reconcile().ok:
                         raise RuntimeError(f"tick {i}: Bronze does not reconcile")
-                    store.audit(client, bucket, ["raw", "quarantine"], None, per_load)
+                    store.audit(
+                        client, bucket, ["raw", "quarantine"], None, per_load, incremental=True
+                    )
                 per_tick[held].append(t["cpu"])
     ours, before = median(per_tick[True]), median(per_tick[False])
     return Row(

@@ -23,7 +23,7 @@ import duckdb
 from spotify_local.readers import readers_during_demo
 from streaming.services import kafka_broker, postgres_server, s3_server
 
-from . import bronze, consume, dbt_batch, freshness, lake, produce, sensor
+from . import audit, bronze, consume, dbt_batch, freshness, lake, produce, sensor
 from .common import Row
 from .report import write_reports
 
@@ -47,6 +47,9 @@ SMOKE = {
     "lake_rows": 20_000,
     "lake_loads": 20,
     "lake_ticks": 2,
+    "audit_history": 5000,
+    "audit_small": 500,
+    "audit_ticks": 2,
     "reader_events": 0,
     "soak_seconds": 0.0,  # minutes at 20k/s; its row is unit-tested (tests/bench)
 }
@@ -79,6 +82,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--lake-ticks", type=int, default=10, help="make dev ticks timed per way (lake CPU)"
     )
+    p.add_argument(
+        "--audit-history", type=int, default=10_000_000, help="plays of history (audit stage)"
+    )
+    p.add_argument(
+        "--audit-small", type=int, default=100_000, help="the small history it is compared with"
+    )
+    p.add_argument("--audit-ticks", type=int, default=5, help="make dev ticks timed (audit)")
     p.add_argument("--lake-rows", type=int, default=1_000_000, help="rows (Bronze on DuckLake)")
     p.add_argument(
         "--lake-loads", type=int, default=720, help="make dev ticks (lake files; 720 = 1 hour)"
@@ -89,7 +99,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--stages",
         default="all",
-        help="comma list: produce,consume,bronze,dbt,sensor,e2e,soak,lake,readers",
+        help="comma list: produce,consume,bronze,audit,dbt,sensor,e2e,soak,lake,readers",
     )
     p.add_argument(
         "--no-flames", action="store_true", help="skip the py-spy profiled runs (flame summaries)"
@@ -156,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         row, cpu["bronze"] = bronze.run(args.bronze_rows, args.baseline_events, args.runs)
         rows.append(row)
         rows.append(_cpu_target_row("Bronze load", cpu["bronze"], CPU_TARGET_BRONZE))
+    if on("audit"):
+        log.info("stage the Bronze run's audit on %d plays of history", args.audit_history)
+        with s3_server() as endpoint:
+            rows.extend(audit.run(endpoint, args.audit_small, args.audit_history, args.audit_ticks))
     if on("lake"):
         with (
             tempfile.TemporaryDirectory(prefix="bench-pg-") as pg,

@@ -33,6 +33,8 @@ STAGES = {
     "Bronze load (DuckLake)",
     "lake files after an hour of make dev loads",
     "Bronze store calls of one make dev tick (DuckLake)",
+    "Bronze run's audit on history",
+    "Bronze run's audit, history growth",
 }
 
 

@@ -147,3 +147,91 @@ def test_an_offset_handed_out_twice_is_a_conflict(landing, kafka, instance):
     assert check.passed and check.metadata["conflicts"].value == 50
     report = audit(landing, kafka)
     assert not report.ok and report.totals["conflicts"] == 50
+
+
+def age(landing, minutes: int) -> None:
+    """Move the loads so far and the last full audit ``minutes`` into the past; the last
+    audit itself stays recent, so its look-back (5 minutes before the newest load it saw)
+    no longer reaches them."""
+    with duckdb.connect(str(landing.warehouse)) as conn:
+        conn.execute(
+            f"update bronze.loaded_objects set loaded_at = loaded_at - interval {minutes} minute"
+        )
+        conn.execute(
+            f"update bronze.audit_watermarks set full_at = full_at - interval {minutes} minute"
+        )
+
+
+def verified(landing) -> dict[int, int]:
+    with duckdb.connect(str(landing.warehouse)) as conn:
+        rows = conn.execute(
+            "select kafka_partition, verified_upto from bronze.audit_watermarks "
+            "where kafka_topic is not null"
+        ).fetchall()
+    return dict(rows)
+
+
+def test_each_run_audits_what_is_new_and_a_full_audit_hourly(landing, kafka, instance):
+    """The run's audit reads offsets past the verified ones (decision 0024). A copy made
+    behind the loads' back, below them, is the hourly full audit's to find, and the CLI's
+    (always full) finds it at once."""
+    _, topic, _, commit = kafka
+    first, _ = landing.land_values(0, 0, landing.sim.batch(100), topic)
+    second, _ = landing.land_values(0, 100, landing.sim.batch(100), topic)
+    commit(200)
+
+    check = load([first], instance)[COMPLETENESS_CHECK]
+    assert check.passed and check.metadata["full_audit"].value is True
+    assert check.metadata["pending"].value == 100
+    assert verified(landing) == {0: 100}  # stops at the first offset not in Bronze yet
+
+    age(landing, 10)
+    check = load([second], instance)[COMPLETENESS_CHECK]
+    assert check.passed and check.metadata["full_audit"].value is False
+    assert check.metadata["offsets"].value == 100  # the new ones only
+    assert verified(landing) == {0: 200}
+
+    with duckdb.connect(str(landing.warehouse)) as conn:  # no load, no ledger entry
+        conn.execute("insert into bronze.plays select * from bronze.plays where kafka_offset = 7")
+    assert audit(landing, kafka).totals["duplicated"] == 1
+    age(landing, 10)
+    third, _ = landing.land_values(0, 200, landing.sim.batch(100), topic)
+    commit(300)
+    check = load([third], instance)[COMPLETENESS_CHECK]
+    assert check.passed and check.metadata["full_audit"].value is False
+
+    age(landing, 60)  # the last full audit is over an hour old
+    fourth, _ = landing.land_values(0, 300, landing.sim.batch(100), topic)
+    commit(400)
+    check = load([fourth], instance)[COMPLETENESS_CHECK]
+    assert not check.passed and check.metadata["full_audit"].value is True
+    assert check.metadata["duplicated"].value == 1
+    assert verified(landing) == {0: 0}  # not past a duplicate: every run checks it again
+
+
+def test_a_load_that_puts_an_old_offset_in_again_is_audited(landing, kafka, instance):
+    """Loads skip offsets Bronze holds; if one did not (a bug, a consumer group reset to
+    the earliest offset), its ledger entry starts the next run's audit below the
+    watermark, so the copy is found without waiting for the full audit."""
+    _, topic, _, commit = kafka
+    keys = [landing.land_values(0, o, landing.sim.batch(100), topic)[0] for o in (0, 100)]
+    commit(200)
+    assert load(keys, instance)[COMPLETENESS_CHECK].passed
+    age(landing, 10)
+    with duckdb.connect(str(landing.warehouse)) as conn:  # what such a load leaves behind
+        conn.execute("insert into bronze.plays select * from bronze.plays where kafka_offset = 7")
+        conn.execute(
+            """
+            insert into bronze.loaded_objects (object_key, kind, size_bytes, row_count,
+                loaded_at, load_id, kafka_topic, kafka_partition, first_offset, last_offset)
+            values ('raw/replayed', 'plays', 1, 1, now(), 'replay', ?, 0, 0, 99)
+            """,
+            [topic],
+        )
+    later, _ = landing.land_values(0, 200, landing.sim.batch(100), topic)
+    commit(300)
+
+    check = load([later], instance)[COMPLETENESS_CHECK]
+
+    assert not check.passed and check.metadata["full_audit"].value is False
+    assert check.metadata["duplicated"].value == 1

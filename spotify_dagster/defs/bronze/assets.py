@@ -134,8 +134,10 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
             description="Per Kafka partition, Bronze + quarantine hold every offset from "
             "the log start to the landing group's committed offset exactly once (offsets "
             "still in landed objects count as pending); Silver accounts for every play it "
-            "has seen and Gold holds each event once. Offset and event_id conflicts are "
-            "counted here and fail `spotify-local audit`, which runs the same audit.",
+            "has seen and Gold holds each event once. Each run checks what is new since the "
+            "offsets verified before (a full audit hourly; docs/decisions/0024). Offset and "
+            "event_id conflicts are counted here and fail `spotify-local audit`, which "
+            "audits everything.",
         )
     ]
 
@@ -240,6 +242,7 @@ def build_bronze_assets(env: Environment) -> dg.AssetsDefinition:
                     [env.landing_root, env.quarantine_root],
                     _kafka_positions(env, context.log),
                     env.batch_max_events,
+                    incremental=True,
                 )
                 yield completeness_result(report)
 
@@ -318,6 +321,8 @@ def completeness_result(report: AuditReport) -> dg.AssetCheckResult:
         passed=report.complete,
         metadata={
             **totals,
+            # Incremental: the counts cover what is new since the last audit's watermarks.
+            "full_audit": report.full,
             "kafka_checked": report.kafka_checked,
             **{f"downstream_{k}": v for k, v in report.downstream.items()},
             "lost_ranges": dg.MetadataValue.md("\n".join(f"- {r}" for r in lost_ranges) or "none"),

@@ -11,14 +11,22 @@ Silver or in Silver's rejects, and Gold must hold each event once.
 The audit reads object *keys* only, never their bodies: keys name their offset ranges.
 Missing offsets are looked up with one listing per gap, starting a batch's width before
 the gap, so a healthy stack pays one SQL aggregate and no listing.
+
+Each Bronze run audits what is new (docs/decisions/0024): per partition, the offsets past
+the ones an earlier audit verified (``bronze.audit_watermarks``), back to the first offset
+of any object loaded since, and Gold's rows loaded since. Loads never insert an offset
+Bronze holds (duckdb_store.py), so what was verified stays verified; a full audit every
+``FULL_AUDIT_EVERY`` and ``spotify-local audit`` (always full) catch a row changed behind
+the loads' back. The cost of a run's audit follows the new data, not the history.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -28,6 +36,7 @@ from spotify_dagster.defs.bronze.duckdb_store import (
     CORRUPT_REASON,
     LEDGER_TABLE,
     PLAYS_TABLE,
+    WATERMARK_TABLE,
     already_loaded,
 )
 from spotify_dagster.defs.bronze.duckdb_store import QUARANTINE_TABLE as BRONZE_QUARANTINE_TABLE
@@ -39,6 +48,16 @@ log = logging.getLogger(__name__)
 # failing. Ten minutes is 60 sensor ticks at make dev's interval; a catch-up after a long
 # stop may report stuck objects until the backlog drains.
 STUCK_AFTER_S = 600.0
+
+# A run's audit re-reads ledger entries and Gold rows stamped up to this long before the
+# newest the previous audit saw: a load stamps its rows when its transaction begins and
+# may commit after an audit that ran meanwhile. Longer than any load takes.
+LOOKBACK = timedelta(minutes=5)
+# Once this long after the last full audit, a run audits everything again: a row deleted
+# or copied behind the loads' back (by hand, or by a bug outside them) sits below the
+# watermarks, where only a full audit looks.
+FULL_AUDIT_EVERY = timedelta(hours=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Offsets every Bronze row or unreadable object accounts for, one row per (t, p, offset).
 _ACCOUNTED = f"""
@@ -71,6 +90,19 @@ class PartitionAudit:
     stuck: int = 0
     lost: int = 0
     gaps: list[Gap] = field(default_factory=list)  # lost ranges
+    # Every offset from the log start below this is in Bronze once (for the next audit).
+    verified_upto: int | None = None
+    audited_from: int | None = None  # where this audit started (the log start if full)
+
+
+@dataclass(frozen=True)
+class Watermarks:
+    """What earlier audits verified, read from and written to ``bronze.audit_watermarks``."""
+
+    verified_upto: dict[tuple[str, int], int]  # per partition: all below it is in Bronze once
+    ledger_upto: datetime | None  # the newest ledger entry the audit saw
+    gold_upto: datetime | None  # the newest Gold row (loaded_at) the audit saw
+    full_at: datetime  # when the last full audit ran
 
 
 @dataclass
@@ -78,6 +110,9 @@ class AuditReport:
     partitions: list[PartitionAudit]
     kafka_checked: bool
     downstream: dict[str, int] = field(default_factory=dict)
+    full: bool = True  # False: only what is new since the watermarks was read
+    # What the next run's audit may start from (None when Bronze was not readable).
+    watermarks: Watermarks | None = None
 
     @property
     def totals(self) -> dict[str, int]:
@@ -123,20 +158,26 @@ class AuditReport:
         return {
             **self.totals,
             "ok": self.ok,
+            "full": self.full,
             "kafka_checked": self.kafka_checked,
             "downstream": self.downstream,
             "by_partition": [asdict(p) for p in self.partitions],
         }
 
 
-def bronze_offsets(conn: Any) -> dict[tuple[str, int], dict[str, int | None]]:
-    """Per (topic, partition): rows, distinct offsets, min, max and conflicts in Bronze."""
+def bronze_offsets(
+    conn: Any, starts: Mapping[tuple[str, int], int] | None = None
+) -> dict[tuple[str, int], dict[str, int | None]]:
+    """Per (topic, partition): rows, distinct offsets, min, max and conflicts in Bronze;
+    with ``starts``, only the offsets from each partition's start (other partitions are
+    left out)."""
+    where, params = _from_starts(starts)
     rows = conn.execute(
         f"""
         with accounted as ({_ACCOUNTED}),
         per as (
             select t, p, count(*) as n, count(distinct o) as d, min(o) as lo, max(o) as hi
-            from accounted group by t, p
+            from accounted {where} group by t, p
         ),
         conflicts as (
             select kafka_topic as t, kafka_partition as p, count(*) as c
@@ -144,12 +185,28 @@ def bronze_offsets(conn: Any) -> dict[tuple[str, int], dict[str, int | None]]:
         )
         select per.t, per.p, per.n, per.d, per.lo, per.hi, coalesce(conflicts.c, 0)
         from per left join conflicts using (t, p)
-        """
+        """,
+        params,
     ).fetchall()
     return {
         (t, int(p)): {"rows": n, "distinct": d, "min": lo, "max": hi, "conflicts": c}
         for t, p, n, d, lo, hi, c in rows
     }
+
+
+def _from_starts(starts: Mapping[tuple[str, int], int] | None) -> tuple[str, list[Any]]:
+    """A filter on ``accounted`` keeping each partition's offsets from its start. The
+    lowest start is repeated alone: a plain bound the scans prune row groups and lake
+    files with (their min/max statistics), which the disjunction does not give them."""
+    if starts is None:
+        return "", []
+    if not starts:
+        return "where false", []
+    per = " or ".join("(t = ? and p = ? and o >= ?)" for _ in starts)
+    params: list[Any] = [min(starts.values())]
+    for (t, p), start in starts.items():
+        params += [t, p, start]
+    return f"where o >= ? and ({per})", params
 
 
 def missing_ranges(conn: Any, t: str, p: int, lo: int, hi: int) -> list[Gap]:
@@ -235,12 +292,16 @@ def audit_partition(
     committed: int | None,
     find_pending: Any,
     stuck_after_s: float,
+    start: int | None = None,
 ) -> PartitionAudit:
     """One partition's verdict: ``find_pending(t, p, gap)`` returns the not yet loaded
-    objects that may hold offsets of a gap."""
+    objects that may hold offsets of a gap. ``start``: audit only offsets from there
+    (``stats`` then describe only those)."""
     t, p = key
     bmin, bmax = stats.get("min"), stats.get("max")
     lo = log_start if log_start is not None else bmin
+    if start is not None:
+        lo = start if lo is None else max(lo, start)
     hi = committed if committed is not None else (bmax + 1 if bmax is not None else None)
     result = PartitionAudit(
         topic=t,
@@ -252,14 +313,19 @@ def audit_partition(
         offsets=int(stats.get("distinct") or 0),
         duplicated=int(stats.get("rows") or 0) - int(stats.get("distinct") or 0),
         conflicts=int(stats.get("conflicts") or 0),
+        verified_upto=lo,  # moved on below only past offsets found present once
+        audited_from=lo,
     )
-    if lo is None or hi is None or hi <= lo:
+    if lo is None or hi is None or hi <= lo or result.duplicated:
         return result
     in_range = hi - lo
     present = _count_in_range(conn, t, p, lo, hi)
     if present == in_range:  # the common case: nothing missing, no listing
+        result.verified_upto = hi
         return result
-    for gap in missing_ranges(conn, t, p, lo, hi):
+    missing = missing_ranges(conn, t, p, lo, hi)
+    result.verified_upto = missing[0][0] if missing else lo
+    for gap in missing:
         pending = find_pending(t, p, gap)
         lost = subtract(gap, [(o.first, o.last) for o in pending])
         lost_count = sum(b - a + 1 for a, b in lost)
@@ -283,46 +349,95 @@ def _count_in_range(conn: Any, t: str, p: int, lo: int, hi: int) -> int:
     return int(row[0])
 
 
-def downstream_counts(conn: Any) -> dict[str, int]:
+def downstream_counts(conn: Any, since: datetime | None = None) -> dict[str, int]:
     """Bronze plays that Silver has seen but holds neither as a play nor as a reject, and
     Gold's duplicate events; empty if dbt has not built the models yet.
 
     A Bronze load commits all its rows with one ``loaded_at``, and dbt reads whole loads,
     so every Bronze row loaded up to the newest ``loaded_at`` Silver holds must be
-    accounted for; rows loaded after it are still in flight, not lost.
+    accounted for; rows loaded after it are still in flight, not lost. ``since``: rows
+    loaded before it are not read (Gold's duplicates are looked for among newer rows, and
+    the counts come from whole-table counts minus the newest rows), so the cost follows
+    what is new.
     """
     try:
+        upto = _silver_upto(conn, since)
         row = conn.execute(
             f"""
-            with seen as (
-                select max(loaded_at) as upto from (
-                    select loaded_at from silver.int_plays__deduplicated
-                    union all select loaded_at from silver.int_plays__rejected
-                )
-            )
             select
-                (select count(*) from {PLAYS_TABLE}, seen where loaded_at <= seen.upto),
+                (select count(*) from {PLAYS_TABLE})
+                    - (select count(*) from {PLAYS_TABLE} where loaded_at > $upto),
                 (select count(*) from silver.int_plays__deduplicated),
                 (select count(*) from silver.int_plays__rejected),
                 (select count(*) from gold.fct_plays),
-                (select count(distinct event_id) from gold.fct_plays),
                 (select count(*) from silver.int_plays__rejected
                     where reason = 'conflicting_event_id')
-            """
+            """,
+            {"upto": upto},
         ).fetchone()
+        gold_duplicated = _gold_duplicates(conn, since)
     except duckdb.CatalogException:  # a model dbt has not built yet
         return {}
-    seen, silver, rejected, gold, gold_distinct, conflicting = (int(v) for v in row)
+    seen, silver, rejected, gold, conflicting = (int(v) for v in row)
+    if upto is None:  # Silver is empty: it has seen nothing
+        seen = 0
     return {
         "bronze_plays_seen_by_silver": seen,
         "silver_plays": silver,
         "silver_rejected": rejected,
         "silver_unaccounted": abs(seen - silver - rejected),
         "gold_plays": gold,
-        "gold_duplicated": gold - gold_distinct,
+        "gold_duplicated": gold_duplicated,
         # Two different plays under one event_id: Silver keeps one, the other is lost.
         "silver_conflicting_event_ids": conflicting,
     }
+
+
+def _silver_upto(conn: Any, since: datetime | None) -> datetime | None:
+    """The newest ``loaded_at`` in Silver (plays and rejects); read from ``since`` on when
+    given, and from everything when Silver holds nothing that new (dbt has not run)."""
+    sql = """
+        select max(loaded_at) from (
+            select loaded_at from silver.int_plays__deduplicated {where}
+            union all select loaded_at from silver.int_plays__rejected {where}
+        )
+    """
+    if since is not None:
+        newest = conn.execute(
+            sql.format(where="where loaded_at >= $since"), {"since": since}
+        ).fetchone()[0]
+        if newest is not None:
+            return newest
+    return conn.execute(sql.format(where="")).fetchone()[0]
+
+
+def _gold_duplicates(conn: Any, since: datetime | None) -> int:
+    """Copies of an event beyond the first in ``gold.fct_plays``; with ``since``, among the
+    rows loaded since then and between them and older rows with an event time in their
+    span (a copy of an event has its event time: Silver rejects an id reused for another
+    play). Gold is stored in load order, so both reads prune to the newest blocks."""
+    if since is None:
+        row = conn.execute(
+            "select count(*) - count(distinct event_id) from gold.fct_plays"
+        ).fetchone()
+        return int(row[0])
+    row = conn.execute(
+        """
+        with recent as (
+            select event_id, event_ts from gold.fct_plays where loaded_at >= $since
+        ),
+        span as (select min(event_ts) as lo, max(event_ts) as hi from recent)
+        select
+            (select count(*) - count(distinct event_id) from recent),
+            (
+                select count(*) from gold.fct_plays as g, span
+                where g.loaded_at < $since and g.event_ts between span.lo and span.hi
+                    and g.event_id in (select event_id from recent)
+            )
+        """,
+        {"since": since},
+    ).fetchone()
+    return int(row[0]) + int(row[1])
 
 
 @dataclass(frozen=True)
@@ -371,16 +486,21 @@ def run_audit(
     kafka: Mapping[tuple[str, int], KafkaPosition] | None,
     batch_floor: int,
     stuck_after_s: float = STUCK_AFTER_S,
+    since: Watermarks | None = None,
 ) -> AuditReport:
     """Audit Bronze (and downstream) against Kafka's committed offsets and the bucket.
 
     ``kafka`` None means the broker could not be asked: the audit then checks what Bronze
-    holds between its own first and last offsets (holes and duplicates only).
+    holds between its own first and last offsets (holes and duplicates only). ``since``:
+    audit only what is new since those watermarks (``incremental_starts`` says when that
+    is not enough and the audit is full); the report carries the next watermarks.
     """
     from spotify_dagster.defs.landing.listing import discover
 
-    stats = bronze_offsets(conn)
-    keys = sorted(set(stats) | set(kafka or {}))
+    now = datetime.now(UTC)
+    starts = incremental_starts(conn, since, kafka, now)
+    stats = bronze_offsets(conn, starts)
+    keys = sorted(set(stats) | set(kafka or {}) | set(starts or {}))
     dirs = [d for root in roots for d in discover(client, bucket, root).partition_dirs]
     width = batch_width(conn, batch_floor)
 
@@ -392,6 +512,8 @@ def run_audit(
         loaded = already_loaded(conn, [k for k, _ in found])
         return [o for k, o in found if k not in loaded]
 
+    # Read before the downstream counts: a Gold row loaded meanwhile is read next time.
+    ledger_upto, gold_upto = _newest_stamps(conn, since)
     partitions = []
     for key in keys:
         pos = (kafka or {}).get(key)
@@ -404,8 +526,121 @@ def run_audit(
                 pos.committed if pos else None,
                 find_pending,
                 stuck_after_s,
+                start=(starts or {}).get(key),
             )
         )
-    return AuditReport(
-        partitions, kafka_checked=kafka is not None, downstream=downstream_counts(conn)
+    incremental = since is not None and starts is not None
+    full_at = since.full_at if since is not None and incremental else now
+    gold_since = since.gold_upto if since is not None and incremental else None
+    watermarks = Watermarks(
+        verified_upto={
+            (p.topic, p.partition): p.verified_upto
+            for p in partitions
+            if p.verified_upto is not None
+        },
+        ledger_upto=ledger_upto,
+        gold_upto=gold_upto,
+        full_at=full_at,
     )
+    return AuditReport(
+        partitions,
+        kafka_checked=kafka is not None,
+        downstream=downstream_counts(conn, None if gold_since is None else gold_since - LOOKBACK),
+        full=not incremental,
+        watermarks=watermarks,
+    )
+
+
+def incremental_starts(
+    conn: Any,
+    since: Watermarks | None,
+    kafka: Mapping[tuple[str, int], KafkaPosition] | None,
+    now: datetime,
+) -> dict[tuple[str, int], int] | None:
+    """Where each partition's audit starts, or None for a full audit: no watermarks yet,
+    the last full audit is ``FULL_AUDIT_EVERY`` old, or a partition no audit has seen.
+
+    A partition starts at its verified offset, or lower where an object loaded since the
+    last audit (``LOOKBACK`` included) starts lower: a load that put an old offset in
+    Bronze again is audited, not trusted.
+    """
+    if since is None or now - since.full_at >= FULL_AUDIT_EVERY:
+        return None
+    if any(key not in since.verified_upto for key in kafka or {}):
+        return None
+    bound = (since.ledger_upto or _EPOCH) - LOOKBACK
+    rows = conn.execute(
+        f"""
+        select kafka_topic, kafka_partition, min(first_offset) from {LEDGER_TABLE}
+        where first_offset is not null and loaded_at > ? group by all
+        """,
+        [bound],
+    ).fetchall()
+    starts = dict(since.verified_upto)
+    for t, p, first in rows:
+        key = (t, int(p))
+        if key not in starts:
+            return None
+        starts[key] = min(starts[key], int(first))
+    return starts
+
+
+def _newest_stamps(conn: Any, since: Watermarks | None) -> tuple[datetime | None, datetime | None]:
+    """The newest ledger entry and Gold row (by ``loaded_at``); None where there is none.
+    Gold is read from the last audit's newest row on (a plain bound its reads prune on)."""
+    ledger = conn.execute(f"select max(loaded_at) from {LEDGER_TABLE}").fetchone()[0]
+    before = since.gold_upto if since is not None else None
+    try:
+        gold = conn.execute(
+            "select max(loaded_at) from gold.fct_plays where loaded_at >= $before",
+            {"before": before or _EPOCH},
+        ).fetchone()[0]
+    except duckdb.CatalogException:  # dbt has not built it yet
+        return ledger, None
+    return ledger, gold or before
+
+
+def read_watermarks(conn: Any) -> Watermarks | None:
+    """The watermarks the last audit saved; None if there are none (audit everything)."""
+    try:
+        rows = conn.execute(
+            f"""
+            select kafka_topic, kafka_partition, verified_upto, ledger_upto, gold_upto, full_at
+            from {WATERMARK_TABLE}
+            """
+        ).fetchall()
+    except duckdb.CatalogException:  # a warehouse from before the watermarks
+        return None
+    whole = [r for r in rows if r[0] is None]
+    if len(whole) != 1 or whole[0][5] is None:
+        return None
+    _, _, _, ledger_upto, gold_upto, full_at = whole[0]
+    return Watermarks(
+        verified_upto={(t, int(p)): int(v) for t, p, v, *_ in rows if t is not None},
+        ledger_upto=ledger_upto,
+        gold_upto=gold_upto,
+        full_at=full_at,
+    )
+
+
+def save_watermarks(conn: Any, marks: Watermarks) -> None:
+    """Replace the saved watermarks in one transaction (one row per partition, one for the
+    whole audit)."""
+    now = datetime.now(UTC)
+    conn.execute("begin transaction")
+    try:
+        conn.execute(f"delete from {WATERMARK_TABLE}")
+        conn.execute(
+            f"insert into {WATERMARK_TABLE} values (null, null, null, ?, ?, ?, ?)",
+            [marks.ledger_upto, marks.gold_upto, marks.full_at, now],
+        )
+        if marks.verified_upto:
+            conn.executemany(
+                f"insert into {WATERMARK_TABLE} values (?, ?, ?, null, null, null, ?)",
+                [[t, p, v, now] for (t, p), v in sorted(marks.verified_upto.items())],
+            )
+        conn.execute("commit")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):  # a failed commit ended it already
+            conn.execute("rollback")
+        raise

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 PLAYS_TABLE = "bronze.plays"
 QUARANTINE_TABLE = "bronze.quarantine"
 LEDGER_TABLE = "bronze.loaded_objects"
+# Where the completeness audit has verified up to (audit.py): each run checks what is new.
+WATERMARK_TABLE = "bronze.audit_watermarks"
 
 _TYPED_COLUMNS = ",\n    ".join(f"{name} {kind}" for name, kind in COLUMNS.items())
 
@@ -72,6 +74,15 @@ create table if not exists {LEDGER_TABLE} (
     first_offset bigint,
     last_offset bigint,
     duplicate_count bigint not null default 0
+);
+create table if not exists {WATERMARK_TABLE} (
+    kafka_topic varchar,
+    kafka_partition integer,
+    verified_upto bigint,
+    ledger_upto timestamptz,
+    gold_upto timestamptz,
+    full_at timestamptz,
+    audited_at timestamptz not null
 );
 """
 
