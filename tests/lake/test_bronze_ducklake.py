@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import boto3
 import orjson
 import pytest
 
+from spotify_dagster.defs.bronze.audit import Watermarks, read_watermarks, save_watermarks
 from spotify_dagster.defs.bronze.objects import describe
 from spotify_dagster.defs.bronze.warehouse import DuckLakeBronzeStore
 from spotify_dagster.environment import DBT_PROJECT_DIR
@@ -361,3 +363,38 @@ def test_an_ingest_run_opens_the_lake_once(
             ]
             assert loaded == [rows]
             assert len(opened) == 1, f"the run opened the lake {len(opened)} times"
+
+
+class _Racing:
+    """A connection on which, just before the commit, another audit saves its watermarks."""
+
+    def __init__(self, conn: Any, rival: Any, marks: Any) -> None:
+        self.conn, self.rival, self.marks = conn, rival, marks
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "commit":
+            save_watermarks(self.rival, self.marks)
+        return self.conn.execute(sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> Any:
+        return self.conn.executemany(sql, *args)
+
+
+def test_two_audits_saving_watermarks_at_once_keep_one_set(
+    lake: LakeConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Decision 0024: the audit that loses the commit race logs it and the run goes on;
+    the winner's watermarks stand whole (the next audit reads from them)."""
+    store = DuckLakeBronzeStore(lake)
+    store.already_loaded([])
+    now = datetime.now(UTC)
+    mine = Watermarks({("plays", 0): 500, ("plays", 1): 400}, now, now, now)
+    theirs = Watermarks({("plays", 0): 600}, now, None, now)
+    with lake_connection(lake) as conn, lake_connection(lake) as rival:
+        save_watermarks(conn, Watermarks({("plays", 0): 100}, now, now, now))  # the last audit's
+        with caplog.at_level(logging.WARNING):
+            store._save_watermarks(_Racing(conn, rival, theirs), mine)
+        saved = read_watermarks(conn)
+
+    assert any("audit watermarks not saved" in m for m in caplog.messages)
+    assert saved is not None and saved.verified_upto == {("plays", 0): 600}

@@ -147,7 +147,9 @@ class DuckDBBronzeStore:
     def _save_watermarks(self, conn: Any, marks: audit_mod.Watermarks) -> None:
         try:
             audit_mod.save_watermarks(conn, marks)
-        except duckdb.TransactionException as exc:
+        except duckdb.Error as exc:
+            if not bronze_ducklake.is_conflict(exc):
+                raise
             # Another run's audit saved meanwhile (DuckLake): theirs stand, and the next
             # audit starts from them. Nothing checked here is undone by that.
             log.warning("audit watermarks not saved (%s): the next audit reads more", exc)
