@@ -276,12 +276,37 @@ def subtract(gap: Gap, covers: Iterable[Gap]) -> list[Gap]:
     return left
 
 
-def batch_width(conn: Any, floor: int) -> int:
-    """The widest object seen (ledger) or configured: how far back an object may start."""
-    widest = conn.execute(
-        f"select max(last_offset - first_offset + 1) from {LEDGER_TABLE}"
-    ).fetchone()[0]
-    return max(int(widest or 0), floor)
+@dataclass(frozen=True)
+class LedgerSummary:
+    """What the audit needs from the ledger, read in one query (each query on the lake
+    costs a catalog lookup and file reads)."""
+
+    newest: datetime | None  # the newest entry's loaded_at
+    widest: int  # the widest object's offset count: how far back an object may start
+    # Per partition, the lowest first offset of the objects loaded after the bound.
+    loaded_after: dict[tuple[str, int], int]
+
+
+def ledger_summary(conn: Any, bound: datetime) -> LedgerSummary:
+    rows = conn.execute(
+        f"""
+        select kafka_topic, kafka_partition,
+            min(first_offset) filter (where loaded_at > ?),
+            max(loaded_at),
+            max(last_offset - first_offset + 1)
+        from {LEDGER_TABLE} group by all
+        """,
+        [bound],
+    ).fetchall()
+    return LedgerSummary(
+        newest=max((r[3] for r in rows if r[3] is not None), default=None),
+        widest=max((int(r[4]) for r in rows if r[4] is not None), default=0),
+        loaded_after={
+            (t, int(p)): int(first)
+            for t, p, first, _, _ in rows
+            if t is not None and first is not None
+        },
+    )
 
 
 def audit_partition(
@@ -319,7 +344,10 @@ def audit_partition(
     if lo is None or hi is None or hi <= lo or result.duplicated:
         return result
     in_range = hi - lo
-    present = _count_in_range(conn, t, p, lo, hi)
+    if bmin is not None and bmax is not None and lo <= bmin and bmax < hi:
+        present = result.offsets  # every offset the stats counted lies in the range
+    else:
+        present = _count_in_range(conn, t, p, lo, hi)
     if present == in_range:  # the common case: nothing missing, no listing
         result.verified_upto = hi
         return result
@@ -498,11 +526,12 @@ def run_audit(
     from spotify_dagster.defs.landing.listing import discover
 
     now = datetime.now(UTC)
-    starts = incremental_starts(conn, since, kafka, now)
+    ledger = ledger_summary(conn, ((since.ledger_upto if since else None) or _EPOCH) - LOOKBACK)
+    starts = incremental_starts(since, kafka, now, ledger)
     stats = bronze_offsets(conn, starts)
     keys = sorted(set(stats) | set(kafka or {}) | set(starts or {}))
     dirs = [d for root in roots for d in discover(client, bucket, root).partition_dirs]
-    width = batch_width(conn, batch_floor)
+    width = max(ledger.widest, batch_floor)
 
     def find_pending(t: str, p: int, gap: Gap) -> list[PendingObject]:
         mine = [d for d in dirs if d.endswith(f"/{t}/partition={p}/")]
@@ -513,7 +542,7 @@ def run_audit(
         return [o for k, o in found if k not in loaded]
 
     # Read before the downstream counts: a Gold row loaded meanwhile is read next time.
-    ledger_upto, gold_upto = _newest_stamps(conn, since)
+    gold_upto = _newest_gold(conn, since)
     partitions = []
     for key in keys:
         pos = (kafka or {}).get(key)
@@ -538,7 +567,7 @@ def run_audit(
             for p in partitions
             if p.verified_upto is not None
         },
-        ledger_upto=ledger_upto,
+        ledger_upto=ledger.newest,
         gold_upto=gold_upto,
         full_at=full_at,
     )
@@ -552,10 +581,10 @@ def run_audit(
 
 
 def incremental_starts(
-    conn: Any,
     since: Watermarks | None,
     kafka: Mapping[tuple[str, int], KafkaPosition] | None,
     now: datetime,
+    ledger: LedgerSummary,
 ) -> dict[tuple[str, int], int] | None:
     """Where each partition's audit starts, or None for a full audit: no watermarks yet,
     the last full audit is ``FULL_AUDIT_EVERY`` old, or a partition no audit has seen.
@@ -568,27 +597,17 @@ def incremental_starts(
         return None
     if any(key not in since.verified_upto for key in kafka or {}):
         return None
-    bound = (since.ledger_upto or _EPOCH) - LOOKBACK
-    rows = conn.execute(
-        f"""
-        select kafka_topic, kafka_partition, min(first_offset) from {LEDGER_TABLE}
-        where first_offset is not null and loaded_at > ? group by all
-        """,
-        [bound],
-    ).fetchall()
     starts = dict(since.verified_upto)
-    for t, p, first in rows:
-        key = (t, int(p))
+    for key, first in ledger.loaded_after.items():
         if key not in starts:
             return None
-        starts[key] = min(starts[key], int(first))
+        starts[key] = min(starts[key], first)
     return starts
 
 
-def _newest_stamps(conn: Any, since: Watermarks | None) -> tuple[datetime | None, datetime | None]:
-    """The newest ledger entry and Gold row (by ``loaded_at``); None where there is none.
-    Gold is read from the last audit's newest row on (a plain bound its reads prune on)."""
-    ledger = conn.execute(f"select max(loaded_at) from {LEDGER_TABLE}").fetchone()[0]
+def _newest_gold(conn: Any, since: Watermarks | None) -> datetime | None:
+    """The newest Gold row's ``loaded_at`` (None if none), read from the last audit's on
+    (a plain bound its reads prune on)."""
     before = since.gold_upto if since is not None else None
     try:
         gold = conn.execute(
@@ -596,8 +615,8 @@ def _newest_stamps(conn: Any, since: Watermarks | None) -> tuple[datetime | None
             {"before": before or _EPOCH},
         ).fetchone()[0]
     except duckdb.CatalogException:  # dbt has not built it yet
-        return ledger, None
-    return ledger, gold or before
+        return None
+    return gold or before
 
 
 def read_watermarks(conn: Any) -> Watermarks | None:
