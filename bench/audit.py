@@ -142,7 +142,7 @@ def run(s3_endpoint: str, small: int, large: int, ticks: int) -> list[Row]:
             higher_is_better=False,
             runs=big["run"],
             baseline_runs=big["full"],
-            notes=f"from the watermarks (0024) vs in full (before); CPU-s "
+            notes=f"from the watermarks (0024) vs in full (every run before 0024); CPU-s "
             f"{median(big['run_cpu']):.3f} vs {median(big['full_cpu']):.3f}; DuckDB file, "
             f"{ticks} ticks of {TICK_ROWS:,} plays each, medians",
         ),
