@@ -93,7 +93,7 @@ def _audit(conn: Any, client: Any, bucket: str, incremental: bool) -> tuple[dict
     with timed() as t:
         since = read_watermarks(conn) if incremental else None
         report = run_audit(conn, client, bucket, ROOTS, None, TICK_ROWS, since=since)
-        if incremental and report.watermarks is not None:
+        if incremental:
             save_watermarks(conn, report.watermarks)
     if not report.complete or report.full == incremental:
         raise RuntimeError(f"audit (incremental={incremental}): {report.totals}")

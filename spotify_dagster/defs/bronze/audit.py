@@ -92,7 +92,6 @@ class PartitionAudit:
     gaps: list[Gap] = field(default_factory=list)  # lost ranges
     # Every offset from the log start below this is in Bronze once (for the next audit).
     verified_upto: int | None = None
-    audited_from: int | None = None  # where this audit started (the log start if full)
 
 
 @dataclass(frozen=True)
@@ -109,10 +108,9 @@ class Watermarks:
 class AuditReport:
     partitions: list[PartitionAudit]
     kafka_checked: bool
+    watermarks: Watermarks  # what the next run's audit may start from
     downstream: dict[str, int] = field(default_factory=dict)
     full: bool = True  # False: only what is new since the watermarks was read
-    # What the next run's audit may start from (None when Bronze was not readable).
-    watermarks: Watermarks | None = None
 
     @property
     def totals(self) -> dict[str, int]:
@@ -339,7 +337,6 @@ def audit_partition(
         duplicated=int(stats.get("rows") or 0) - int(stats.get("distinct") or 0),
         conflicts=int(stats.get("conflicts") or 0),
         verified_upto=lo,  # moved on below only past offsets found present once
-        audited_from=lo,
     )
     if lo is None or hi is None or hi <= lo or result.duplicated:
         return result

@@ -140,7 +140,7 @@ class DuckDBBronzeStore:
             report = audit_mod.run_audit(
                 conn, client, bucket, roots, kafka, batch_floor, since=since
             )
-            if incremental and report.watermarks is not None:
+            if incremental:
                 self._save_watermarks(conn, report.watermarks)
             return report
 
