@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from streaming.schema import validate
+from streaming.schema import COLUMNS, validate
 from streaming.simulator import Simulator, uuid4_block
 
 FIXED = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)
@@ -160,3 +160,15 @@ def test_keyed_batch_goes_through_an_overridden_batch() -> None:
 
     values, keys = Recording(seed=5).keyed_batch(10)
     assert seen == values and keys is not None and len(keys) == 10
+
+
+def test_events_are_compact_json_in_schema_order_with_every_field_once() -> None:
+    """Events are spliced from pieces, not serialized: each must be exactly what a JSON
+    serializer writes for its fields, in the schema's order (no piece lost or doubled at
+    the seams between events of one joined buffer)."""
+    sim = Simulator(5, clock=lambda: FIXED, **SIZES)
+    for n in (1, 2, 8191, 8193, 3):  # across block and buffer boundaries
+        for raw in sim.batch(n):
+            parsed = orjson.loads(raw)
+            assert list(parsed) == list(COLUMNS)
+            assert orjson.dumps(parsed) == raw
