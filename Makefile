@@ -65,7 +65,7 @@ format: install
 bench: install ## on-demand benchmarks; writes bench/results/report.md
 	$(BIN)/python -m bench.run
 
-bench-throughput: install ## issue #12's stages only (produce, land, Bronze, sensor; ~7 min)
+bench-throughput: install ## issue #12's stages only (produce, land, Bronze, sensor; ~11 min)
 	$(BIN)/python -m bench.run --stages produce,consume,bronze,sensor
 
 clean:
