@@ -3,8 +3,8 @@
 `dagster-daemon run -w workspace.yaml` replaces its code server every 60 s, and each new
 one loads the definitions again (~14 CPU-s). `python -m spotify_local.daemon` (what
 `make demo`, the bench and the reliability scenarios start) runs one code server for the
-daemon's whole life. This starts it as they do, lets the daemon pass its 60 s workspace
-reload, and checks the code server processes are the ones it started with; then that
+daemon's whole life. This starts it as they do, lets the daemon pass several workspace
+reloads (counted), and checks the code server processes are the ones it started with; then that
 they are all in the daemon's process group, so stopping the group stops them.
 """
 
@@ -22,10 +22,31 @@ import pytest
 
 from spotify_dagster.environment import REPO_ROOT
 
-# Starts the daemon and a code server for over a minute: left out of `make test-fast`.
+# Starts the daemon and a code server for ~40 s: left out of `make test-fast`.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
-RELOAD_S = 60  # dagster/_daemon/controller.py RELOAD_WORKSPACE_INTERVAL
+# dagster/_daemon/controller.py reloads the workspace every RELOAD_WORKSPACE_INTERVAL (60 s),
+# read at each check. The daemon of this test reloads every RELOAD_S instead, and writes a
+# line to $RELOADS_FILE per reload (a sitecustomize on its PYTHONPATH), so the test waits
+# for several reloads, counted, in less time than one took. Nothing else of it changes.
+RELOAD_S = 8
+_SHORTER_RELOADS = f"""
+import os, sys
+if sys.argv and sys.argv[0].endswith("dagster-daemon"):
+    from dagster._daemon import controller
+    assert controller.RELOAD_WORKSPACE_INTERVAL == 60, "Dagster changed: check the test"
+    controller.RELOAD_WORKSPACE_INTERVAL = {RELOAD_S}
+    check = controller.DagsterDaemonController.check_workspace_freshness
+
+    def counted(self, last):
+        now = check(self, last)
+        if now != last:
+            with open(os.environ["RELOADS_FILE"], "a") as out:
+                out.write(f"{{now}}\\n")
+        return now
+
+    controller.DagsterDaemonController.check_workspace_freshness = counted
+"""
 
 
 def group(pgid: int) -> dict[int, str]:
@@ -52,8 +73,13 @@ def code_servers(pgid: int) -> set[int]:
 
 
 def test_the_code_server_outlives_the_daemons_workspace_reloads(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_SHORTER_RELOADS)
     env = {
         **os.environ,
+        "RELOADS_FILE": str(tmp_path / "reloads"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])),
         "DAGSTER_HOME": str(tmp_path),
         "DUCKDB_PATH": str(tmp_path / "wh.duckdb"),
         "WAREHOUSE": "duckdb",
@@ -77,10 +103,13 @@ def test_the_code_server_outlives_the_daemons_workspace_reloads(tmp_path: Path) 
         time.sleep(5)  # the exec into dagster-daemon and its first workspace load
         first = code_servers(proc.pid)
         assert len(first) == 2, group(proc.pid)  # the proxy and the server it runs
-        time.sleep(RELOAD_S + 20)
+        time.sleep(3 * RELOAD_S + 5)
         assert proc.poll() is None, (tmp_path / "daemon.log").read_text()[-3000:]
         assert "dagster-daemon" in group(proc.pid)[proc.pid]
         assert code_servers(proc.pid) == first, group(proc.pid)
+        counted = tmp_path / "reloads"
+        reloads = counted.read_text().splitlines() if counted.exists() else []
+        assert len(reloads) >= 2, (tmp_path / "daemon.log").read_text()[-3000:]
     finally:
         # As the stack stops a child (stack.Child.stop): SIGTERM to the group, wait for
         # the daemon, then SIGKILL whatever of the group is left.
