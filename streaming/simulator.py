@@ -134,9 +134,8 @@ class Simulator:
         self._geo_piece = _Table(c.user_geo_frag)
         self._track_piece = _Table(b'"' + f for f in c.track_frag)
         self._device_piece = _Table(f + _TS_OPEN for f in c.device_frag)
-        self._played_piece = _Table(
-            b'"' + f + _PLAYED_OPEN for f in c.duration_frag
-        )  # closes event_ts
+        # A track's second piece closes event_ts before its duration.
+        self._played_piece = _Table(b'"' + f + _PLAYED_OPEN for f in c.duration_frag)
         self._skipped_piece = _Table(_SKIPPED)
         # Per-user session state: current session id, device index, plays left.
         self._session = np.full(len(c.users), None, dtype=object)
@@ -282,7 +281,7 @@ class Simulator:
                 k += 1
             left[u] -= 1
             append(slot[u])
-        played = np.array(per_play, dtype=np.intp)
+        slots = np.array(per_play, dtype=np.intp)
         id_table = np.concatenate((np.array(new_ids, dtype=object), self._session))
         device_table = np.concatenate((devices, self._session_device))
         # Users whose session changed keep the newest one for the next block.
@@ -290,7 +289,7 @@ class Simulator:
         opened = final < n
         self._session[opened] = id_table[final[opened]]
         self._session_device[opened] = device_table[final[opened]]
-        return id_table[played].tolist(), device_table[played]
+        return id_table[slots].tolist(), device_table[slots]
 
 
 class _Table:
