@@ -86,6 +86,20 @@ def _proc_command(pid: int) -> str:
         return ""
 
 
+def _proc_name(pid: int) -> str:
+    """The process's name (/proc/<pid>/comm), "" if gone: a fork keeps its parent's command
+    line, and dbt builds forked by the zygote name themselves "dbt" (components/dbt_zygote.py)."""
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as f:
+            return f.read().decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+# The name dbt builds forked by the zygote give themselves (components/dbt_zygote.py).
+FORKED_DBT = "dbt"
+
+
 class TreeCpu:
     """Samples the CPU of every descendant process (services, runs, dbt) every ``interval``.
 
@@ -98,6 +112,7 @@ class TreeCpu:
         self.seen: dict[int, float] = {}
         self.commands: dict[int, str] = {}
         self.parents: dict[int, int] = {}
+        self.names: dict[int, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._root = os.getpid()
@@ -120,6 +135,16 @@ class TreeCpu:
                 if pid not in self.commands:
                     self.commands[pid] = _proc_command(pid)
                     self.parents[pid] = parents[pid]
+                if self.names.get(pid) != FORKED_DBT and self._is_fork(pid):
+                    # Read again until it says dbt: the fork names itself just after it starts.
+                    self.names[pid] = _proc_name(pid)
+
+    def _is_fork(self, pid: int) -> bool:
+        command = self.commands.get(pid, "")
+        return bool(command) and self.commands.get(self.parents.get(pid, 0)) == command
+
+    def _forked_dbt(self, pid: int) -> bool:
+        return self.names.get(pid) == FORKED_DBT
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -148,11 +173,13 @@ class TreeCpu:
 
     def of(self, program: str) -> float:
         """CPU seconds of the descendants running ``program`` (argv[0], or argv[1] for a
-        script started through its interpreter: ``python .venv/bin/dbt build``)."""
+        script started through its interpreter: ``python .venv/bin/dbt build``; for "dbt",
+        also the dbt step's forks)."""
         return sum(
             v - self._base.get(pid, 0.0)
             for pid, v in self.seen.items()
             if program in [Path(a).name for a in self.commands.get(pid, "").split("\0")[:2]]
+            or (program == FORKED_DBT and self._forked_dbt(pid))
         )
 
     def by_program(self) -> dict[str, float]:
@@ -165,7 +192,9 @@ class TreeCpu:
         for pid, v in self.seen.items():
             command = self.commands.get(pid, "")
             label = program_label(command)
-            if command and self.commands.get(self.parents.get(pid, 0)) == command:
+            if self._forked_dbt(pid):
+                label = "dbt build (fork)"
+            elif self._is_fork(pid):
                 label += " (fork)"
             out[label] = out.get(label, 0.0) + v - self._base.get(pid, 0.0)
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))

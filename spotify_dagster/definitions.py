@@ -1,5 +1,6 @@
 """Dagster entry point: everything under ``defs/``, one folder per domain."""
 
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -8,7 +9,9 @@ from dagster._core.definitions.definitions_load_context import (
     DefinitionsLoadType,
 )
 
-from spotify_dagster.run_workers import fork_run_workers
+from spotify_dagster.components.dbt_fork import start_zygote
+from spotify_dagster.environment import Environment
+from spotify_dagster.run_workers import fork_run_workers, serving
 
 PROJECT = Path(__file__).parent
 
@@ -25,6 +28,9 @@ def defs() -> dg.Definitions:
         return tree.build_defs(PROJECT / "defs")
     # The code server the UI reads: the defs folder plus the library catalog. It starts
     # each run by forking a process that has already imported all of the above
-    # (docs/decisions/0020).
+    # (docs/decisions/0020), and each dbt build by forking one that imported dbt (0025);
+    # the zygote first, so the fork server and its runs inherit where it listens.
+    if serving(sys.argv):
+        start_zygote(Environment.from_env().dbt_target)
     fork_run_workers()
     return tree.build_defs()

@@ -9,10 +9,13 @@ import sys
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from dagster_dbt import DbtCliResource
+from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 from packaging import version
 
+from spotify_dagster.components.dbt_fork import popen_forked
 from spotify_dagster.environment import Environment
 
 
@@ -52,7 +55,18 @@ class InstalledDbtCliResource(DbtCliResource):
     own row-count and column-metadata fetches, which this project does not use (the
     component counts rows itself). With dbt beside the interpreter, the installed
     dbt-core's metadata gives the version; elsewhere dagster-dbt's own path is kept.
+
+    With ``fork_dbt`` the dbt process is a fork of this one running dbt's programmatic
+    entry point, not a new interpreter (``dbt_fork``, docs/decisions/0025).
     """
+
+    fork_dbt: bool = False
+
+    def cli(self, args: Sequence[str], **kwargs: Any) -> DbtCliInvocation:
+        if not self.fork_dbt:
+            return super().cli(args, **kwargs)
+        with popen_forked():
+            return super().cli(args, **kwargs)
 
     @cached_property
     def _cli_version(self) -> version.Version:

@@ -27,6 +27,7 @@ from spotify_dagster.components.dbt_cli import (
     dbt_environment,
     dbt_executable,
 )
+from spotify_dagster.components.dbt_fork import forks
 from spotify_dagster.environment import Environment
 from spotify_dagster.lake import current_snapshot, lake_connection
 
@@ -80,8 +81,13 @@ class SpotifyDbtComponent(DbtProjectComponent):
             profiles_dir=dbt.profiles_dir,
             target=env.dbt_target,
             dbt_executable=dbt_executable(),
+            fork_dbt=forks(dbt_executable()),
         )
         args = self.get_cli_args(context)
+        context.log.info(
+            "dbt runs %s",
+            "forked from the dbt zygote" if cli.fork_dbt else "as a new process (dagster-dbt)",
+        )
         if env.warehouse == "duckdb":
             # dbt holds the DuckDB file's one write lock while it runs: count after it ends.
             invocation = cli.cli(args, context=context)
