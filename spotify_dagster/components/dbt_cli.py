@@ -56,8 +56,8 @@ class InstalledDbtCliResource(DbtCliResource):
     component counts rows itself). With dbt beside the interpreter, the installed
     dbt-core's metadata gives the version; elsewhere dagster-dbt's own path is kept.
 
-    With ``fork_dbt`` the dbt process is a fork of this one running dbt's programmatic
-    entry point, not a new interpreter (``dbt_fork``, docs/decisions/0025).
+    With ``fork_dbt`` the dbt process is a fork of the dbt zygote running dbt's
+    programmatic entry point, not a new interpreter (``dbt_fork``, docs/decisions/0025).
     """
 
     fork_dbt: bool = False

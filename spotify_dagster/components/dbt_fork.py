@@ -208,9 +208,19 @@ def popen_forked() -> Iterator[None]:
         dbt_cli_invocation.subprocess = original
 
 
+def forked_or_new(args: Sequence[str], **kwargs: Any) -> ForkedDbt | subprocess.Popen[bytes]:
+    """A fork of the zygote; a new dbt process, as dagster-dbt starts it, if the zygote does
+    not answer (killed, its socket left behind): a build never fails for want of it."""
+    try:
+        return ForkedDbt(args, **kwargs)
+    except (ConnectionError, FileNotFoundError, EOFError, OSError) as e:
+        log.warning("dbt zygote did not answer (%s): dbt starts as a new process", e)
+        return subprocess.Popen(args, **kwargs)
+
+
 class _ForkingSubprocess:
     """The parts of the ``subprocess`` module that ``DbtCliInvocation.run`` uses."""
 
-    Popen = ForkedDbt
+    Popen = staticmethod(forked_or_new)
     PIPE = subprocess.PIPE
     STDOUT = subprocess.STDOUT

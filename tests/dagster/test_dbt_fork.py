@@ -288,3 +288,25 @@ def test_dagster_dbt_still_starts_dbt_through_its_modules_subprocess_name() -> N
     fork would silently not happen: this says so."""
     code = dbt_cli_invocation.DbtCliInvocation.run.__func__.__code__  # type: ignore[attr-defined]
     assert "subprocess" in code.co_names and "Popen" in code.co_names
+
+
+def test_a_build_runs_as_a_new_process_when_the_zygote_is_gone(
+    warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zygote killed outright leaves its socket behind: the next build must still run."""
+    saved = list(dbt_fork._ZYGOTE)
+    dbt_fork._ZYGOTE.clear()
+    monkeypatch.delenv(dbt_zygote.SOCKET_ENV, raising=False)
+    doomed = dbt_fork.start_zygote("duckdb")
+    try:
+        assert doomed is not None and dbt_fork.wait_until_ready(60)
+        doomed.kill()
+        doomed.wait(timeout=30)
+        assert Path(os.environ[dbt_zygote.SOCKET_ENV]).exists()  # nobody removed it
+        invocation, results, error = _build(warehouse, tmp_path, monkeypatch, True, HOT)
+        assert error is None
+        assert not isinstance(invocation.process, dbt_fork.ForkedDbt)
+        assert invocation.process.returncode == 0
+        assert len(results) > 10
+    finally:
+        dbt_fork._ZYGOTE[:] = saved
