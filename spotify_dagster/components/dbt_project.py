@@ -109,8 +109,9 @@ class SpotifyDbtComponent(DbtProjectComponent):
         prune_run_targets(Path(invocation.target_path))
 
 
-# Per-run dbt target directories kept for debugging (compiled SQL, run_results.json, the
-# run's dbt.log): the newest ones; each is ~3 MB and `make dev` makes ~150 an hour.
+# Per-run dbt target directories kept for debugging (compiled SQL, the run's dbt.log; no
+# manifest.json or run_results.json since --no-write-json, 0021): the newest ones; `make
+# dev` makes ~150 an hour.
 KEPT_RUN_TARGETS = 20
 
 
