@@ -76,8 +76,7 @@ def _resource(fork: bool) -> InstalledDbtCliResource:
 def _build(
     warehouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool, args: list[str]
 ) -> tuple[dbt_cli_invocation.DbtCliInvocation, list[tuple[str, str, str]], Exception | None]:
-    db = tmp_path / f"{'fork' if fork else 'cli'}.duckdb"
-    shutil.copyfile(warehouse, db)
+    db = _copy(warehouse, tmp_path / f"{'fork' if fork else 'cli'}.duckdb")
     monkeypatch.setenv("DUCKDB_PATH", str(db))
     monkeypatch.setenv("DBT_TARGET", "duckdb")
     # As the pipeline's builds run (dbt_cli.dbt_environment).
@@ -129,8 +128,7 @@ def test_a_failing_node_fails_the_forked_build_as_it_fails_the_cli(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    broken = tmp_path / "broken.duckdb"
-    shutil.copyfile(warehouse, broken)
+    broken = _copy(warehouse, tmp_path / "broken.duckdb")
     conn = duckdb.connect(str(broken))
     # Bronze's plays gone: the staging view cannot be created, what reads it is skipped.
     conn.execute("drop table bronze.plays")
@@ -163,25 +161,14 @@ def test_sigint_stops_a_forked_build_and_releases_the_warehouse(
     zygote: subprocess.Popen[bytes],
     warehouse: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """What dagster-dbt does when the run is terminated: SIGINT, then wait."""
-    db = tmp_path / "stopped.duckdb"
-    shutil.copyfile(warehouse, db)
-    monkeypatch.setenv("DUCKDB_PATH", str(db))
-    monkeypatch.setenv("DBT_TARGET", "duckdb")
-    with dbt_fork.popen_forked():
-        process = dbt_fork.ForkedDbt(
-            [dbt_executable(), "build", "--log-format", "json", *HOT],
-            env={
-                **os.environ,
-                "DBT_TARGET_PATH": str(tmp_path / "t"),
-                "DBT_LOG_PATH": str(tmp_path / "t"),
-                "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
-                "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
-            },
-            cwd=str(DBT_PROJECT_DIR),
-        )
+    db = _copy(warehouse, tmp_path / "stopped.duckdb")
+    process = dbt_fork.ForkedDbt(
+        [dbt_executable(), "build", *HOT],
+        env={**os.environ, **_dbt_env(tmp_path, db)},
+        cwd=str(DBT_PROJECT_DIR),
+    )
     for line in process.stdout:
         if b'"NodeStart"' in line or b'"LogStartLine"' in line:
             break
@@ -202,12 +189,10 @@ def test_a_run_worker_killed_mid_build_stops_its_dbt(
     zygote: subprocess.Popen[bytes],
     warehouse: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A run worker SIGKILLed mid-build (the daemon's monitoring, make dev's forced stop)
     leaves no dbt behind holding the warehouse."""
-    db = tmp_path / "orphan.duckdb"
-    shutil.copyfile(warehouse, db)
+    db = _copy(warehouse, tmp_path / "orphan.duckdb")
     read_end, write_end = os.pipe()
     worker = os.fork()
     if worker == 0:  # the run worker: starts the build, reports its pid, then is killed
@@ -245,6 +230,11 @@ def test_a_stranger_on_the_socket_gets_nothing_and_the_zygote_goes_on(
             assert reply == b""  # closed, no fork
     assert zygote.poll() is None
     assert oct(os.stat(os.environ[dbt_zygote.SOCKET_ENV]).st_mode & 0o777) == "0o600"
+
+
+def _copy(warehouse: Path, to: Path) -> Path:
+    shutil.copyfile(warehouse, to)
+    return to
 
 
 def _alive(pid: int) -> bool:
