@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 ENV_VAR = "SPOTIFY_DBT"
 EXIT_ERROR = 2
+PID_TIMEOUT_S = 30.0
 
 
 def wanted() -> str:
@@ -106,11 +107,15 @@ class ForkedDbt:
         body = request.encode()
         read_end, write_end = os.pipe()
         self._conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # A zygote that does not fork within this time is not answering: dbt starts as a
+        # new process instead (forked_or_new).
+        self._conn.settimeout(PID_TIMEOUT_S)
         try:
             self._conn.connect(os.environ[SOCKET_ENV])
             socket.send_fds(self._conn, [HEADER.pack(len(body))], [write_end])
             self._conn.sendall(body)
             self.pid = PID.unpack(_recv_exact(self._conn, PID.size))[0]
+            self._conn.settimeout(None)
         except BaseException:
             self._conn.close()
             os.close(read_end)

@@ -44,6 +44,10 @@ HEADER = struct.Struct("!Q")
 # Replies: the fork's pid, later its exit code (negative: the signal that ended it).
 PID = struct.Struct("!q")
 CODE = struct.Struct("!i")
+# A request is a few KB (the environment); a client that sends less within this many seconds
+# is dropped, so one silent connection cannot hold up every build behind it.
+REQUEST_TIMEOUT_S = 5.0
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -138,12 +142,14 @@ def _start(
     children: dict[int, socket.socket],
     sel: selectors.BaseSelector,
 ) -> None:
+    conn.settimeout(REQUEST_TIMEOUT_S)
     try:
         request, out_fd = _read_request(conn)
     except (OSError, EOFError, ValueError, TypeError, KeyError) as e:
         log.warning("dbt zygote: bad request (%s)", e)
         conn.close()
         return
+    conn.settimeout(None)
     pid = os.fork()
     if pid == 0:
         listener.close()
@@ -155,7 +161,8 @@ def _start(
     log.info("dbt zygote: forked dbt %s (pid %d)", " ".join(request.args[:1]), pid)
     children[pid] = conn
     sel.register(conn, selectors.EVENT_READ, pid)
-    conn.sendall(PID.pack(pid))
+    with contextlib.suppress(OSError):  # a requester gone already: its fork is stopped next
+        conn.sendall(PID.pack(pid))
 
 
 def _read_request(conn: socket.socket) -> tuple[Request, int]:
@@ -165,6 +172,9 @@ def _read_request(conn: socket.socket) -> tuple[Request, int]:
             os.close(fd)
         raise ValueError("no header and pipe")
     (size,) = HEADER.unpack(head)
+    if size > MAX_REQUEST_BYTES:
+        os.close(fds[0])
+        raise ValueError(f"request of {size} bytes")
     body = bytearray()
     while len(body) < size:
         chunk = conn.recv(size - len(body))

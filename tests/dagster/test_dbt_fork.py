@@ -230,6 +230,16 @@ def test_a_stranger_on_the_socket_gets_nothing_and_the_zygote_goes_on(
             assert reply == b""  # closed, no fork
     assert zygote.poll() is None
     assert oct(os.stat(os.environ[dbt_zygote.SOCKET_ENV]).st_mode & 0o777) == "0o600"
+    # One that connects and says nothing is dropped after a while; builds go on meanwhile.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
+        silent.connect(os.environ[dbt_zygote.SOCKET_ENV])
+        started = time.monotonic()
+        version = dbt_fork.ForkedDbt([dbt_executable(), "--version"], env=dict(os.environ))
+        assert b"Core" in version.stdout.read()
+        assert version.wait(timeout=60) == 0
+        assert time.monotonic() - started < dbt_zygote.REQUEST_TIMEOUT_S + 20
+        silent.settimeout(dbt_zygote.REQUEST_TIMEOUT_S + 10)
+        assert silent.recv(16) == b""  # the zygote gave up on it
 
 
 def _copy(warehouse: Path, to: Path) -> Path:
