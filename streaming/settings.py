@@ -98,7 +98,7 @@ class Settings:
     quarantine_prefix: str = "quarantine"
     batch_max_events: int = 10_000
     batch_max_bytes: int = 8 * MIB
-    batch_max_age_s: float = 5.0
+    batch_max_age_s: float = 2.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

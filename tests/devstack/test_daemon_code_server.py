@@ -6,11 +6,17 @@ one loads the definitions again (~14 CPU-s). `python -m spotify_local.daemon` (w
 daemon's whole life. This starts it as they do, lets the daemon pass several workspace
 reloads (counted), and checks the code server processes are the ones it started with; then that
 they are all in the daemon's process group, so stopping the group stops them.
+
+The same daemon shows the sensors tick as often as they are set to: the daemon's sensor
+loop starts every 5 s and a tick starts just after its loop, so a sensor whose
+minimum_interval_seconds is exactly 5 ticked every 10 s (docs/decisions/0026). The hot-path
+automation sensor, set to 5 s (the `make dev` default), must tick every 5 s here.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -20,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from spotify_dagster.environment import REPO_ROOT
+from spotify_dagster.defs.transform.automation import HOT_PATH_SENSOR
+from spotify_dagster.environment import DAEMON_LOOP_S, REPO_ROOT
 
 # Starts the daemon and a code server for ~40 s: left out of `make test-fast`.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
@@ -72,6 +79,23 @@ def code_servers(pgid: int) -> set[int]:
     }
 
 
+def tick_gaps(home: Path, sensor: str) -> list[float]:
+    """Seconds between consecutive ticks of ``sensor``, from the instance's tick history."""
+    import dagster as dg
+    from dagster._core.scheduler.instigation import InstigatorType
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        states = [
+            s
+            for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+            if s.name == sensor
+        ]
+        assert states, f"{sensor} never ticked"
+        ticks = instance.get_ticks(states[0].instigator_origin_id, states[0].selector_id)
+    times = sorted(t.timestamp for t in ticks)
+    return [b - a for a, b in itertools.pairwise(times)]
+
+
 def test_the_code_server_outlives_the_daemons_workspace_reloads(tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
@@ -83,6 +107,7 @@ def test_the_code_server_outlives_the_daemons_workspace_reloads(tmp_path: Path) 
         "DAGSTER_HOME": str(tmp_path),
         "DUCKDB_PATH": str(tmp_path / "wh.duckdb"),
         "WAREHOUSE": "duckdb",
+        "HOT_PATH_INTERVAL_S": str(DAEMON_LOOP_S),
     }
     log = (tmp_path / "daemon.log").open("wb")
     proc = subprocess.Popen(
@@ -125,3 +150,7 @@ def test_the_code_server_outlives_the_daemons_workspace_reloads(tmp_path: Path) 
     assert proc.returncode is not None, "the daemon ignored SIGTERM for 30 s"
     # Nothing escaped the group (a server in a session of its own would outlive the stack).
     assert not left, f"left running after the group was stopped: {left}"
+    gaps = sorted(tick_gaps(tmp_path, HOT_PATH_SENSOR))
+    # ~30 s of ticking: 5 or more ticks 5 s apart; the aliased interval gives gaps of 10 s.
+    assert len(gaps) >= 4, gaps
+    assert gaps[len(gaps) // 2] < DAEMON_LOOP_S * 1.5, f"ticks every {gaps} s, not every 5 s"

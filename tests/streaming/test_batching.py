@@ -54,4 +54,4 @@ def test_settings_from_env_reads_overrides_and_keeps_defaults() -> None:
     )
     assert (s.topic, s.batch_max_events, s.landing_prefix) == ("t", 5, "raw/stack=1")
     assert s.bootstrap_servers == "127.0.0.1:9092" and s.s3_endpoint_url is None
-    assert s.batch_max_bytes == 8 * MIB and s.batch_max_age_s == 5.0
+    assert s.batch_max_bytes == 8 * MIB and s.batch_max_age_s == 2.0

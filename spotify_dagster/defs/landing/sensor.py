@@ -18,7 +18,7 @@ from spotify_dagster.defs.bronze.assets import BRONZE_OP_NAME
 from spotify_dagster.defs.bronze.jobs import INGEST_JOB_NAME
 from spotify_dagster.defs.landing.assets import LANDED_OBJECTS
 from spotify_dagster.defs.landing.listing import LandedObject, LandingCursor, discover, list_new
-from spotify_dagster.environment import Environment
+from spotify_dagster.environment import Environment, minimum_interval
 
 SENSOR_NAME = "landing_objects_sensor"
 INGEST_TAG = "spotify/ingest"
@@ -68,7 +68,7 @@ def build_landing_sensor(env: Environment) -> dg.SensorDefinition:
     @dg.sensor(
         name=SENSOR_NAME,
         job_name=INGEST_JOB_NAME,
-        minimum_interval_seconds=env.sensor_interval_s,
+        minimum_interval_seconds=minimum_interval(env.sensor_interval_s),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=f"Lists new objects under s3://{env.s3_bucket}/{env.landing_root}/ and "
         f"/{env.quarantine_root}/ and requests one ingest run per batch of up to "

@@ -18,7 +18,7 @@ import dagster as dg
 from spotify_dagster.automation import FCT_PLAYS
 from spotify_dagster.defs.bronze.assets import BRONZE_PLAYS, BRONZE_QUARANTINE
 from spotify_dagster.defs.bronze.jobs import MAX_RETRIES, WAREHOUSE_TAG
-from spotify_dagster.environment import Environment
+from spotify_dagster.environment import Environment, minimum_interval
 
 HOT_PATH_SENSOR = "hot_path_automation"
 MARTS_SENSOR = "marts_automation"
@@ -53,7 +53,7 @@ def transform_definitions(env: Environment) -> dg.Definitions:
             target=hot_path(),
             run_tags={**run_tags, LANE_TAG: "hot"},
             default_status=dg.DefaultSensorStatus.RUNNING,
-            minimum_interval_seconds=env.hot_path_interval_s,
+            minimum_interval_seconds=minimum_interval(env.hot_path_interval_s),
             description="Builds Silver and gold.fct_plays with dbt once Bronze changed, "
             f"looking every {env.hot_path_interval_s} s; loads that land during a build "
             "go into the next one.",
@@ -63,7 +63,7 @@ def transform_definitions(env: Environment) -> dg.Definitions:
             target=marts(),
             run_tags={**run_tags, LANE_TAG: "marts"},
             default_status=dg.DefaultSensorStatus.RUNNING,
-            minimum_interval_seconds=env.marts_interval_s,
+            minimum_interval_seconds=minimum_interval(env.marts_interval_s),
             description="Builds the dimensions, reports and dashboard once the hot path "
             f"changed, looking every {env.marts_interval_s} s.",
         ),
