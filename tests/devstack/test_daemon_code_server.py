@@ -82,18 +82,13 @@ def code_servers(pgid: int) -> set[int]:
 def tick_gaps(home: Path, sensor: str) -> list[float]:
     """Seconds between consecutive ticks of ``sensor``, from the instance's tick history."""
     import dagster as dg
-    from dagster._core.scheduler.instigation import InstigatorType
+
+    from bench.freshness import sensor_ticks
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        states = [
-            s
-            for s in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
-            if s.name == sensor
-        ]
-        assert states, f"{sensor} never ticked"
-        ticks = instance.get_ticks(states[0].instigator_origin_id, states[0].selector_id)
-    times = sorted(t.timestamp for t in ticks)
-    return [b - a for a, b in itertools.pairwise(times)]
+        ticks = sensor_ticks(instance, sensor)
+    assert ticks, f"{sensor} never ticked"
+    return [b[0] - a[0] for a, b in itertools.pairwise(ticks)]
 
 
 def test_the_code_server_outlives_the_daemons_workspace_reloads(tmp_path: Path) -> None:
