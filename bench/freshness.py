@@ -300,19 +300,36 @@ def ticks_note(ticks: list[tuple[float, float]]) -> str:
 
 
 def failure_reasons(instance: dg.DagsterInstance, limit: int = 3) -> list[str]:
-    """The first line of each failed run's error (step failures first), at most ``limit``
-    distinct: a failure the daemon retried is still worth reading in the report."""
-    reasons: list[str] = []
+    """The first line of the error of the first failed run of each job (step failures
+    first), at most ``limit``: a failure the daemon retried is still worth reading in the
+    report, and one job's failures must not hide another's."""
+    reasons: dict[str, str] = {}
     for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE])):
+        if run.job_name in reasons:
+            continue
         for kind in (dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE):
             records = instance.get_records_for_run(run.run_id, of_type=kind).records
             messages = [_first_line(r.event_log_entry) for r in records]
             if messages := [m for m in messages if m]:
-                reason = f"{run.job_name}: {messages[0]}"
-                if reason not in reasons:
-                    reasons.append(reason)
+                checks = _failed_checks(instance, run.run_id)
+                reasons[run.job_name] = f"{run.job_name}: {messages[0]}{checks}"
                 break
-    return reasons[:limit]
+    return list(reasons.values())[:limit]
+
+
+def _failed_checks(instance: dg.DagsterInstance, run_id: str) -> str:
+    """What each failed check of the run saw (its name and metadata): a blocking check's
+    failure message names no check."""
+    kind = dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    found = []
+    for record in instance.get_records_for_run(run_id, of_type=kind).records:
+        event = record.event_log_entry.dagster_event
+        evaluation = getattr(event, "event_specific_data", None) if event else None
+        if evaluation is None or evaluation.passed:
+            continue
+        seen = {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()}
+        found.append(f" (check {evaluation.check_name} failed: {seen})")
+    return "".join(found)
 
 
 def _first_line(entry: dg.EventLogEntry) -> str:

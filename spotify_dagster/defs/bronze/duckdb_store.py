@@ -18,7 +18,7 @@ import contextlib
 import itertools
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +108,18 @@ class LoadResult:
 
 
 PREVIEW_COLUMNS = ("event_ts", "user_id", "track_name", "artist", "region", "device_type")
+
+
+@contextlib.contextmanager
+def one_snapshot(conn: Any) -> Iterator[Any]:
+    """Run the block's reads in one transaction, so every statement sees the same snapshot
+    of the warehouse (DuckDB and DuckLake alike); nothing is written, so it is rolled back."""
+    conn.execute("begin transaction")
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            conn.execute("rollback")
 
 
 def ensure_tables(conn: Any) -> None:
@@ -475,28 +487,38 @@ class Reconciliation:
         )
 
 
-# Shared by the DuckDB and Snowflake stores: one row, the ledger side of the reconciliation.
-LEDGER_RECONCILE_SQL = f"""
+# Shared by the DuckDB and Snowflake stores: one row, the ledger's side of the
+# reconciliation and the tables' row counts. One statement reads one snapshot: ingest runs
+# on the lake (and on Snowflake) commit beside each other, and a load committed between a
+# ledger read and a count read looked like rows nobody wrote, failing the blocking check.
+RECONCILE_SQL = f"""
 select
     coalesce(sum(case when kind = 'corrupt' then 1
         else coalesce(line_count, row_count + duplicate_count) end), 0),
     coalesce(sum(duplicate_count), 0),
     count(case when kind <> 'corrupt' and line_count is not null
-        and line_count <> row_count + duplicate_count then 1 end)
+        and line_count <> row_count + duplicate_count then 1 end),
+    (select count(*) from {PLAYS_TABLE}),
+    (select count(*) from {QUARANTINE_TABLE})
 from {LEDGER_TABLE}
 """
 
 
+def reconciliation_of(row: Sequence[Any]) -> Reconciliation:
+    """The ``Reconciliation`` of one ``RECONCILE_SQL`` row."""
+    lines, duplicates, mismatched, plays, quarantined = (int(v) for v in row)
+    return Reconciliation(
+        lines_written=lines,
+        duplicates_skipped=duplicates,
+        plays_rows=plays,
+        quarantine_rows=quarantined,
+        objects_mismatched=mismatched,
+    )
+
+
 def reconcile(conn: Any) -> Reconciliation:
     """Compare the ledger's line counts with table rows, in total and per object."""
-    ledger = conn.execute(LEDGER_RECONCILE_SQL).fetchone()
-    return Reconciliation(
-        lines_written=int(ledger[0]),
-        duplicates_skipped=int(ledger[1]),
-        plays_rows=table_stats(conn, PLAYS_TABLE),
-        quarantine_rows=table_stats(conn, QUARANTINE_TABLE),
-        objects_mismatched=int(ledger[2]),
-    )
+    return reconciliation_of(conn.execute(RECONCILE_SQL).fetchone())
 
 
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")

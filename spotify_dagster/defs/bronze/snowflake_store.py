@@ -47,11 +47,12 @@ from typing import Any
 from spotify_dagster.defs.bronze.duckdb_store import (
     CONFLICT_REASON,
     CORRUPT_REASON,
-    LEDGER_RECONCILE_SQL,
     PREVIEW_COLUMNS,
+    RECONCILE_SQL,
     LoadResult,
     ObjectsOutsideKeyRange,
     Reconciliation,
+    reconciliation_of,
 )
 from spotify_dagster.defs.bronze.objects import LocalObject, corruption, sample_b64
 from streaming.schema import COLUMNS
@@ -658,17 +659,10 @@ def table_stats(cur: Any, table: str) -> int:
 
 
 def reconcile(cur: Any) -> Reconciliation:
-    """Compare the ledger's line counts with table rows, in total and per object (the
-    ledger query is the DuckDB store's, which runs unchanged on Snowflake)."""
-    cur.execute(LEDGER_RECONCILE_SQL)
-    ledger = cur.fetchone()
-    return Reconciliation(
-        lines_written=int(ledger[0]),
-        duplicates_skipped=int(ledger[1]),
-        plays_rows=table_stats(cur, PLAYS_TABLE),
-        quarantine_rows=table_stats(cur, QUARANTINE_TABLE),
-        objects_mismatched=int(ledger[2]),
-    )
+    """Compare the ledger's line counts with table rows, in total and per object (the DuckDB
+    store's one statement, which runs unchanged on Snowflake: one snapshot)."""
+    cur.execute(RECONCILE_SQL)
+    return reconciliation_of(cur.fetchone())
 
 
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")

@@ -136,10 +136,14 @@ class DuckDBBronzeStore:
         """The completeness audit (bronze/audit.py) on this warehouse; ``incremental``:
         only what is new since the saved watermarks, which it then moves on."""
         with self._connect() as conn:
-            since = audit_mod.read_watermarks(conn) if incremental else None
-            report = audit_mod.run_audit(
-                conn, client, bucket, roots, kafka, batch_floor, since=since
-            )
+            # All the audit's reads see one snapshot: ingest runs on the lake commit beside
+            # each other, and a load committed between reading Bronze's offsets and reading
+            # the ledger made its object "loaded" and its offsets "missing": lost.
+            with bronze_duckdb.one_snapshot(conn):
+                since = audit_mod.read_watermarks(conn) if incremental else None
+                report = audit_mod.run_audit(
+                    conn, client, bucket, roots, kafka, batch_floor, since=since
+                )
             if incremental:
                 self._save_watermarks(conn, report.watermarks)
             return report
