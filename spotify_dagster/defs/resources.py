@@ -12,6 +12,21 @@ from spotify_dagster.defs.bronze.warehouse import DuckDBWarehouse, DuckLakeWareh
 from spotify_dagster.environment import Environment
 
 
+class S3(S3Resource):
+    """dagster-aws's ``S3Resource``, handed to sensors and assets as itself.
+
+    ``S3Resource`` gives the execution context a boto3 client (for ``context.resources.s3``
+    code), so Dagster built one for every sensor tick and every step that names the
+    resource, before the code asked for one: ~0.5 s of each landing-sensor tick under load
+    (py-spy of the code server, 2026-12-07), and each Bronze step built a second one. The
+    code here asks ``get_client()`` where it needs a client (the sensor keeps one per
+    configuration); nothing reads ``context.resources.s3``.
+    """
+
+    def get_object_to_set_on_execution_context(self) -> Any:
+        return self
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     return dg.Definitions(resources=build_resources(Environment.from_env()))
@@ -21,7 +36,7 @@ def build_resources(env: Environment) -> dict[str, Any]:
     # S3 credentials are not passed here: boto3 reads AWS_ACCESS_KEY_ID/... (or an
     # instance role) from the environment itself, so nothing secret enters config.
     return {
-        "s3": S3Resource(endpoint_url=env.s3_endpoint_url, region_name=env.aws_region),
+        "s3": S3(endpoint_url=env.s3_endpoint_url, region_name=env.aws_region),
         "warehouse": warehouse_resource(env),
     }
 
