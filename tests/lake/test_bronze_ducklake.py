@@ -401,17 +401,24 @@ def test_two_audits_saving_watermarks_at_once_keep_one_set(
     assert saved is not None and saved.verified_upto == {("plays", 0): 600}
 
 
-def _rival_load_during(
-    monkeypatch: pytest.MonkeyPatch, module: Any, name: str, lake: LakeConfig, objects: Any
-) -> list[int]:
-    """Make ``module.name`` first commit a load of ``objects`` from another connection (as
-    a concurrent ingest run does), once; the returned list counts how often that ran."""
+def _commit_meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+    module: Any,
+    name: str,
+    commit: Callable[[], Any],
+    after: bool = False,
+) -> list[Any]:
+    """Make ``module.name`` run ``commit()`` (another connection's commit, as a concurrent
+    run makes) once, before the call or ``after`` it; the returned list holds its result."""
     real, ran = getattr(module, name), []
 
     def racing(*args: Any, **kwargs: Any) -> Any:
-        if not ran:
-            ran.append(DuckLakeBronzeStore(lake).load(objects, "rival").plays_rows)
-        return real(*args, **kwargs)
+        if not ran and not after:
+            ran.append(commit())
+        result = real(*args, **kwargs)
+        if not ran and after:
+            ran.append(commit())
+        return result
 
     monkeypatch.setattr(module, name, racing)
     return ran
@@ -477,7 +484,8 @@ def test_a_load_committed_while_the_audit_reads_is_not_reported_lost(
     with store.session():
         store.load(describe(client, bucket, [mine], "raw", "quarantine"), "mine")
         rival = describe(client, bucket, [theirs], "raw", "quarantine")
-        ran = _rival_load_during(monkeypatch, audit_mod, "pending_objects", lake, rival)
+        rival_load = lambda: DuckLakeBronzeStore(lake).load(rival, "rival").plays_rows  # noqa: E731
+        ran = _commit_meanwhile(monkeypatch, audit_mod, "pending_objects", rival_load)
         report = store.audit(client, bucket, ["raw", "quarantine"], kafka, PER_OBJECT)
     assert ran == [PER_OBJECT]
     assert report.complete, report.totals
@@ -510,16 +518,13 @@ def test_a_silver_build_committed_while_the_audit_reads_is_not_counted_unaccount
             " select *, 'x' as reason from silver.int_plays__deduplicated limit 0"
         )
         conn.execute(f"create table gold.fct_plays as {built.format('load-0')}")
-    real, ran = audit_mod._silver_upto, []
 
-    def hot_build_meanwhile(*args: Any) -> Any:
-        upto = real(*args)
+    def hot_build() -> bool:
         with lake_connection(lake) as other:
             other.execute(f"insert into silver.int_plays__deduplicated {built.format('load-1')}")
-        ran.append(True)
-        return upto
+        return True
 
-    monkeypatch.setattr(audit_mod, "_silver_upto", hot_build_meanwhile)
+    ran = _commit_meanwhile(monkeypatch, audit_mod, "_silver_upto", hot_build, after=True)
     kafka = {("plays", 0): KafkaPosition(log_start=0, committed=2 * PER_OBJECT)}
     report = store.audit(client, bucket, ["raw", "quarantine"], kafka, PER_OBJECT)
     assert ran == [True]
