@@ -27,7 +27,8 @@ from streaming.simulator import Simulator
 from .bronze import load_into, make_objects
 from .common import Row, median, timed
 
-TARGET_RATIO = 2.0
+# Issue #11: one 10k batch on 10M plays of history <= 1.5x the same batch on empty.
+TARGET_RATIO = 1.5
 # Seconds per dbt node of the last run of each kind, for the report's notes.
 _LAST: dict[tuple[str, bool], dict[str, float]] = {}
 
@@ -81,10 +82,18 @@ order by ts
 
 
 def dbt_build(db: Path, work: Path, full_refresh: bool = False) -> dict[str, float]:
-    """``dbt build`` (all models and tests) against ``db``, as the ingest run calls it."""
+    """``dbt build`` (all models and data tests) against ``db``, as the ingest run calls it.
+
+    Unit tests are left out as the pipeline's builds leave them out (its dbt component's
+    ``cli_args``): they check SQL on fixed inputs, a cost that does not grow with history
+    and would pull the ratio towards 1. The JSON artifacts stay: the node timings come
+    from run_results.json.
+    """
     cmd = [
         dbt_executable(),
         "build",
+        "--exclude-resource-type",
+        "unit_test",
         "--project-dir",
         str(DBT_PROJECT_DIR),
         "--profiles-dir",
@@ -172,6 +181,8 @@ def run(history: int, batch: int, runs: int, baseline_runs: int) -> tuple[Row, d
     info.update({f"{k}_s": v for k, v in wall.items()})
     slowest = sorted(_LAST.get(("history", False), {}).items(), key=lambda kv: -kv[1])[:5]
     info["slowest_nodes_on_history"] = dict(slowest)
+    # Every node of the last run of each kind: what grows with history, node by node.
+    info["nodes"] = {f"{k[0]}{'_full' if k[1] else ''}": v for k, v in _LAST.items()}
     row = Row(
         stage="batch through Bronze+Silver+Gold",
         metric=f"{batch:,} events on {history:,} history vs on empty (ratio of seconds)",

@@ -28,13 +28,9 @@ plays as (
 
 ),
 
-silver as (
-
-    select * from {{ ref('int_plays__deduplicated') }}
-
-),
-
--- Silver rows read from this look-back window (the same loaded_at as their Bronze row).
+-- Silver rows read from this look-back window (the same loaded_at as their Bronze row). Silver
+-- is named in each CTE that reads it, not in a shared CTE: DuckDB materializes a CTE used
+-- twice, and that copied every column of every play in Silver (1.3 s of 1.4 at 10M plays).
 passed_on as (
 
     select
@@ -43,7 +39,7 @@ passed_on as (
         kafka_partition,
         kafka_offset,
         load_id
-    from silver
+    from {{ ref('int_plays__deduplicated') }}
     {%- if lower_bound is not none %}
         where loaded_at >= {{ lower_bound }}
     {%- endif %}
@@ -95,6 +91,18 @@ checked as (
 
 ),
 
+-- The Silver copies of the ids of valid rows left out here (retries, reused ids): found by
+-- their event_id first, so the run does not read every column of every play in Silver.
+kept as (
+
+    select * from {{ ref('int_plays__deduplicated') }}
+    where event_id in (
+        select checked.event_id from checked
+        where checked.invalid_reason is null
+    )
+
+),
+
 -- A valid row Silver left out lost to the copy of its event_id that Silver kept.
 classified as (
 
@@ -110,7 +118,7 @@ classified as (
         kept.kafka_partition as kept_kafka_partition,
         kept.kafka_offset as kept_kafka_offset
     from checked
-    left join silver as kept
+    left join kept
         on
             checked.invalid_reason is null
             and checked.event_id = kept.event_id
