@@ -102,7 +102,9 @@ final as (
         kafka_partition,
         kafka_offset,
         loaded_at,
-        load_id
+        load_id,
+        -- The build that wrote the row: marts merge the rows of builds after their mark.
+        {{ built_at() }} as built_at
     from new_events
     -- Stored in load order, so the loaded_at and event_ts filters of later runs skip
     -- everything but the newest blocks (min/max pruning) even after a full refresh.
