@@ -62,7 +62,8 @@ final as (
         is_skipped,
         is_complete,
         loaded_at,
-        load_id
+        load_id,
+        {{ built_at() }} as built_at
     from new_plays
     -- Stored in load order, so the loaded_at and event_ts filters of later runs skip
     -- everything but the newest blocks (min/max pruning) even after a full refresh.
